@@ -1,0 +1,23 @@
+"""User-facing errors: raised with a one-line message the CLI and the app show as is."""
+
+
+class FacedetError(Exception):
+    """An error caused by the user's input (a file, a name, an option), not by a bug.
+
+    The command line prints ``str(err)`` on one line and exits with ``exit_code``;
+    the app shows it with ``st.error``.
+    """
+
+    exit_code = 2
+
+
+class ImageError(FacedetError):
+    """An image that cannot be read, is not an image, or is too large."""
+
+
+class WeightsError(FacedetError):
+    """A checkpoint that cannot be found, downloaded, verified or loaded."""
+
+
+class DataError(FacedetError):
+    """A data set, ground-truth or prediction file that is missing or malformed."""
