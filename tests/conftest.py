@@ -1,0 +1,42 @@
+"""Shared test fixtures: the published checkpoints, the WIDER FACE ground truth, sample photos.
+
+The reference data lives outside the project; CI (``.ci/run``) points these variables at it:
+- ``FACEDET_WEIGHTS_DIR``: the authors' 22 checkpoints (``extd.pth``, ``eresfd-fpgm-10.pth`` ...);
+- ``FACEDET_WIDER_GT``: the standard eval-tools ``.mat`` ground-truth files.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _env_dir(name):
+    value = os.environ.get(name)
+    if not value or not Path(value).is_dir():
+        pytest.fail(f"{name} must point at a directory (see .ci/run); got {value!r}")
+    return Path(value)
+
+
+@pytest.fixture(scope="session")
+def weights_dir():
+    return _env_dir("FACEDET_WEIGHTS_DIR")
+
+
+@pytest.fixture(scope="session")
+def wider_gt_dir():
+    return _env_dir("FACEDET_WIDER_GT")
+
+
+@pytest.fixture(scope="session")
+def assets_dir():
+    return ASSETS
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir():
+    return FIXTURES
