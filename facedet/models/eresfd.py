@@ -1,0 +1,172 @@
+"""EResFD: Efficient ResNet Face Detector (Jeong et al., 2022), width multiplier 1/16.
+
+A ResNet with very few channels (8-16) built from standard 3x3 convolutions: a stride-4 stem,
+a residual block, then five stages of residual blocks each halving the resolution. A separated
+feature pyramid (weighted fusion of lateral, upsampled and original maps) and a cascade context
+prediction module per level (three chained 3x3 branches, concatenated) feed a 1x1 SSD head.
+
+Module names follow the authors' released checkpoints so that their state dicts load strictly.
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from facedet.models.heads import ssd_head
+
+WIDTH = 16  # 256 * 1/16
+STEM = 8  # 128 * 1/16
+NUM_LEVELS = 6
+MAXOUT_BACKGROUND = 3
+# Residual blocks per stage of the detection encoder (stages 1..5, each starting at stride 2).
+STAGE_DEPTHS = (3, 3, 3, 2, 2)
+
+
+def conv_bn(in_ch, out_ch, kernel, stride=1, relu=True):
+    layers = [nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(out_ch)]
+    if relu:
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ConvBlock(nn.Module):
+    """Basic residual block (3x3, 3x3) with a 1x1 projection shortcut when the shape changes.
+
+    There is no activation after the addition, as in the released model.
+    """
+
+    def __init__(self, in_ch, out_ch, stride=1):
+        super().__init__()
+        if in_ch != out_ch or stride != 1:
+            self.shortcut_layer = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
+        else:
+            self.shortcut_layer = None
+        self.res_layer = nn.Sequential(
+            nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(),
+            nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(out_ch),
+        )
+
+    def forward(self, x):
+        shortcut = x if self.shortcut_layer is None else self.shortcut_layer(x)
+        return self.res_layer(x) + shortcut
+
+
+class ContextModule(nn.Module):
+    """Cascade context prediction: branches of C/2, C/4, C/4 channels, each fed by the previous."""
+
+    def __init__(self, channels):
+        super().__init__()
+        half, quarter = channels // 2, channels // 4
+        self.res_branch1 = conv_bn(channels, half, 3)
+        self.res_branch2 = nn.Sequential(*conv_bn(half, quarter, 3), *conv_bn(quarter, quarter, 3))
+        self.res_branch3 = nn.Sequential(*conv_bn(quarter, quarter, 3), *conv_bn(quarter, quarter, 3))
+
+    def forward(self, x):
+        b1 = self.res_branch1(x)
+        b2 = self.res_branch2(b1)
+        b3 = self.res_branch3(b2)
+        return torch.cat((b1, b2, b3), dim=1)
+
+
+class ConvUnit(nn.Module):
+    """conv + BN + ReLU wrapped as ``.conv`` (the checkpoints' naming)."""
+
+    def __init__(self, in_ch, out_ch, kernel):
+        super().__init__()
+        self.conv = conv_bn(in_ch, out_ch, kernel)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class SeparatedFPN(nn.Module):
+    """Feature pyramid whose four fine levels and the coarse levels take separate top-down paths.
+
+    Fusion is a learned, normalised weighted average (``w1``: 2 weights for each of 9 fusion points,
+    ReLU'd and normalised per point). With the split at level 4: the coarse path fuses lateral 4
+    with level 5; the fine path starts by fusing lateral 3 with the *original* level-4 map and runs
+    down to level 0; intermediate 3x3 convs refine levels 1-4, which are then fused once more with
+    their original (pre-pyramid) maps. Level 5 passes through unchanged.
+    """
+
+    SPLIT = 4
+    EPS = 1e-4
+
+    def __init__(self, channels):
+        super().__init__()
+        self.laterals = nn.ModuleList([ConvUnit(channels, channels, 1) for _ in range(5)])
+        self.itm = nn.ModuleList([ConvUnit(channels, channels, 3) for _ in range(4)])
+        self.w1 = nn.Parameter(torch.full((2, 9), 0.5))
+
+    def _fuse(self, a, b, weight):
+        return (weight[0] * a + weight[1] * b) / (weight[0] + weight[1] + self.EPS)
+
+    def _fuse_upsampled(self, lateral, coarse, weight):
+        coarse = F.interpolate(coarse, size=lateral.shape[2:], mode="nearest")
+        return self._fuse(lateral, coarse, weight)
+
+    def forward(self, maps):
+        w = F.relu(self.w1)
+        w = w / (w.sum(dim=0) + self.EPS)
+        split = self.SPLIT
+        lateral = [layer(m) for layer, m in zip(self.laterals, maps[:-1])] + [maps[-1]]
+
+        coarse = self._fuse_upsampled(lateral[split], lateral[split + 1], w[:, split])
+        fine = [self._fuse_upsampled(lateral[split - 1], maps[split], w[:, split - 1])]
+        for level in range(split - 2, -1, -1):
+            fine.insert(0, self._fuse_upsampled(lateral[level], fine[0], w[:, level]))
+        for level in range(1, split):
+            fine[level] = self._fuse(self.itm[level - 1](fine[level]), maps[level], w[:, level + 4])
+        coarse = self._fuse(self.itm[split - 1](coarse), maps[split], w[:, split + 4])
+        return fine + [coarse, lateral[split + 1]]
+
+
+class DetEncoder(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        for stage, depth in enumerate(STAGE_DEPTHS, start=1):
+            blocks = [ConvBlock(channels, channels, stride=2)] + [ConvBlock(channels, channels) for _ in range(depth - 1)]
+            self.add_module(f"b2_{stage}", nn.Sequential(*blocks))
+        self.fpn = SeparatedFPN(channels)
+        for level in range(NUM_LEVELS):
+            self.add_module(f"FEM_{level}", ContextModule(channels))
+
+    def forward(self, x):
+        maps = [x]
+        for stage in range(1, len(STAGE_DEPTHS) + 1):
+            maps.append(getattr(self, f"b2_{stage}")(maps[-1]))
+        maps = self.fpn(maps)
+        return [getattr(self, f"FEM_{level}")(m) for level, m in enumerate(maps)]
+
+
+class Backbone(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = conv_bn(3, STEM, 5, stride=4, relu=False)
+        self.conv2 = conv_bn(STEM, STEM, 3)
+        self.conv3 = conv_bn(STEM, WIDTH, 3)
+        self.conv4 = ConvBlock(WIDTH, WIDTH)
+        self.m0 = DetEncoder(WIDTH)
+
+    def forward(self, x):
+        return self.m0(self.conv4(self.conv3(self.conv2(self.conv1(x)))))
+
+
+class EResFD(nn.Module):
+    arch = "eresfd"
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.base = Backbone()
+        self.loc = nn.ModuleList([nn.Conv2d(WIDTH, 4, 1) for _ in range(NUM_LEVELS)])
+        first_conf = nn.Conv2d(WIDTH, MAXOUT_BACKGROUND + num_classes - 1, 1)
+        self.conf = nn.ModuleList([first_conf] + [nn.Conv2d(WIDTH, num_classes, 1) for _ in range(NUM_LEVELS - 1)])
+
+    def features(self, x):
+        return self.base(x)
+
+    def forward(self, x):
+        return ssd_head(self.features(x), self.loc, self.conf, MAXOUT_BACKGROUND, activation=F.relu)

@@ -1,0 +1,275 @@
+"""Checkpoints: the registry of published weights, resolving and downloading them, and loading
+or saving any checkpoint safely (``torch.load(..., weights_only=True)`` only).
+
+A name resolves to, in order: the file in ``$FACEDET_WEIGHTS_DIR`` (if set); the user cache
+(``$FACEDET_CACHE_DIR``, default ``~/.cache/facedet``); a download from the authors' URL, checked
+against its sha256 and written atomically into the cache. A path loads that file.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from facedet.errors import WeightsError
+
+_REGISTRY_FILE = Path(__file__).with_name("pretrained.json")
+CHECKPOINT_FORMAT = "facedet"
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    name: str
+    arch: str
+    criterion: str | None
+    rate: float
+    url: str
+    sha256: str
+    bytes: int
+
+    @property
+    def filename(self):
+        return f"{self.name}.pth"
+
+
+def _load_registry():
+    data = json.loads(_REGISTRY_FILE.read_text())
+    return {
+        c["name"]: Pretrained(c["name"], c["detector"], c["criterion"], c["pruning_rate"], c["url"], c["sha256"], c["bytes"])
+        for c in data["checkpoints"]
+    }
+
+
+PRETRAINED = _load_registry()
+LICENSE = json.loads(_REGISTRY_FILE.read_text())["license"]
+
+
+def pretrained_name(arch, criterion=None, rate=0.0):
+    """Registry name of a published model: ``extd``, ``eresfd-fpgm-30`` ..."""
+    if not criterion or not rate:
+        return arch
+    return f"{arch}-{criterion}-{round(rate * 100)}"
+
+
+def weights_dir():
+    value = os.environ.get("FACEDET_WEIGHTS_DIR")
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir():
+    value = os.environ.get("FACEDET_CACHE_DIR")
+    if value:
+        return Path(value).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "facedet"
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def local_copy(name):
+    """The path of a published checkpoint already on this machine, or None."""
+    entry = PRETRAINED[name]
+    for folder in (weights_dir(), cache_dir()):
+        if folder is not None and (folder / entry.filename).is_file():
+            return folder / entry.filename
+    return None
+
+
+def resolve(name_or_path, download=True, progress=True):
+    """The local file for a registry name or a path (downloading a published model if needed)."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.exists():
+        if path.is_dir():
+            raise WeightsError(f"{text} is a directory, not a checkpoint file")
+        return path
+    if text not in PRETRAINED:
+        if os.sep in text or path.suffix in (".pth", ".pt", ".ckpt"):
+            raise WeightsError(f"no such checkpoint file: {text}")
+        raise WeightsError(f"unknown weights {text!r}: give a file path or one of {', '.join(PRETRAINED)}")
+    entry = PRETRAINED[text]
+    found = local_copy(text)
+    if found is not None:
+        if sha256_of(found) != entry.sha256:
+            raise WeightsError(f"{found} does not match the published sha256 of {text}: delete it or replace it with the original file")
+        return found
+    if not download:
+        raise WeightsError(f"{text} is not on this machine (looked in $FACEDET_WEIGHTS_DIR and {cache_dir()})")
+    return fetch(entry, cache_dir(), progress=progress)
+
+
+def fetch(entry, folder, progress=True):
+    """Download ``entry`` into ``folder``, verify its sha256, move it into place atomically."""
+    from tqdm import tqdm
+
+    folder = Path(folder)
+    target = folder / entry.filename
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        response = urllib.request.urlopen(entry.url, timeout=30)
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise WeightsError(
+            f"cannot download {entry.name} from {entry.url} ({reason}); put {entry.filename} in a folder "
+            f"named by $FACEDET_WEIGHTS_DIR, or in {folder}"
+        ) from None
+    digest = hashlib.sha256()
+    tmp = None
+    try:
+        with response, tempfile.NamedTemporaryFile(dir=folder, prefix=f".{entry.filename}.", delete=False) as out:
+            tmp = Path(out.name)
+            total = int(response.headers.get("Content-Length") or entry.bytes)
+            with tqdm(total=total, unit="B", unit_scale=True, desc=entry.filename, disable=not progress) as bar:
+                for chunk in iter(lambda: response.read(1 << 16), b""):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+        if digest.hexdigest() != entry.sha256:
+            raise WeightsError(f"download of {entry.name} from {entry.url} is corrupt (sha256 mismatch); try again")
+        os.replace(tmp, target)
+        tmp = None
+    except OSError as err:
+        raise WeightsError(f"cannot save {entry.filename} into {folder}: {err.strerror or err}") from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+    return target
+
+
+@dataclass
+class Checkpoint:
+    arch: str
+    state_dict: dict
+    path: Path | None = None
+    sha256: str | None = None
+    compact: bool = False
+    meta: dict = field(default_factory=dict)
+
+
+@lru_cache(maxsize=None)
+def _expected_keys(arch):
+    from facedet.models import create_model
+
+    return frozenset(create_model(arch).state_dict())
+
+
+def identify(state_dict):
+    """(best matching architecture, share of keys in common) for a state dict."""
+    from facedet.models import ARCHITECTURES
+
+    keys = set(state_dict)
+    scores = {a: len(keys & _expected_keys(a)) / len(keys | _expected_keys(a)) for a in ARCHITECTURES}
+    arch = max(scores, key=scores.get)
+    return arch, scores[arch]
+
+
+def _describe_key_mismatch(state_dict, arch):
+    keys, expected = set(state_dict), _expected_keys(arch)
+    missing, unexpected = sorted(expected - keys), sorted(keys - expected)
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+    return "; ".join(parts)
+
+
+def _unwrap(obj):
+    """The state dict inside the common wrappers (ours, {'state_dict': ...}, {'weight': ...})."""
+    meta, compact, arch = {}, False, None
+    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
+        arch, compact = obj.get("detector"), bool(obj.get("compact"))
+        meta = {k: v for k, v in obj.items() if k != "state_dict"}
+        obj = obj.get("state_dict")
+    elif isinstance(obj, dict):
+        for key in ("state_dict", "weight", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    return obj, arch, compact, meta
+
+
+def load_checkpoint(name_or_path, arch=None):
+    import torch
+
+    path = resolve(name_or_path)
+    label = str(name_or_path)
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{label} is empty")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle/zip/EOF errors, refused globals of a malicious file ...
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise WeightsError(f"{label} is not a loadable PyTorch checkpoint ({first_line[:160]})") from None
+    state_dict, saved_arch, compact, meta = _unwrap(obj)
+    if not isinstance(state_dict, dict) or not state_dict or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
+    ):
+        raise WeightsError(f"{label} holds no state dict of tensors; it is not a detector checkpoint")
+    state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    guessed, overlap = identify(state_dict)
+    detected = saved_arch or guessed
+    if overlap < 0.5 and saved_arch is None:
+        raise WeightsError(f"{label} is not an EXTD or EResFD checkpoint ({_describe_key_mismatch(state_dict, guessed)} keys)")
+    if arch is not None and arch != detected:
+        raise WeightsError(f"{label} looks like a {detected} checkpoint, not {arch}")
+    if overlap < 1.0:
+        raise WeightsError(f"{label} does not fit {detected}: {_describe_key_mismatch(state_dict, detected)} keys")
+    return Checkpoint(detected, state_dict, path, sha256_of(path), compact, meta)
+
+
+def load_model(name_or_path, arch=None, device="cpu"):
+    """``(model in eval mode on device, Checkpoint)`` for a registry name or a checkpoint path."""
+    from facedet.models import create_model, resize_to_state_dict
+
+    ckpt = load_checkpoint(name_or_path, arch)
+    model = create_model(ckpt.arch)
+    if ckpt.compact:
+        resize_to_state_dict(model, ckpt.state_dict)
+    try:
+        model.load_state_dict(ckpt.state_dict, strict=True)
+    except RuntimeError as err:
+        detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err).splitlines()[0])
+        raise WeightsError(f"{name_or_path} does not fit {ckpt.arch}: {detail[:200]}") from None
+    return model.to(device).eval(), ckpt
+
+
+def save_checkpoint(path, model, arch, provenance=None, compact=False):
+    """Save a self-describing checkpoint atomically (a crash or full disk never leaves half a file)."""
+    import torch
+
+    path = Path(path)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": 1,
+        "detector": arch,
+        "compact": bool(compact),
+        "channels": {n: int(m.out_channels) for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)},
+        "provenance": dict(provenance or {}),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
+            tmp = Path(f.name)
+            torch.save(payload, f)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as err:
+        raise WeightsError(f"cannot save checkpoint {path}: {err.strerror or err}") from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+    return path
