@@ -1,0 +1,68 @@
+"""Comparing two detectors' outputs on one image: which faces both find, which only one finds.
+
+The app's Compare page draws the pruned model's detections against the original model's; this
+module does the matching (greedy, best score first, one-to-one, by IoU), no drawing.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Comparison(NamedTuple):
+    """Indices into the reference (original) and candidate (pruned) detection arrays."""
+
+    matched: np.ndarray  # (K, 2) pairs [reference index, candidate index]
+    only_candidate: np.ndarray  # candidate detections with no reference partner
+    missed: np.ndarray  # reference detections the candidate does not find
+    ious: np.ndarray  # (K,) IoU of each matched pair
+
+
+def _as_rows(detections):
+    """(N, C) float array of detections; an empty input becomes (0, 5)."""
+    arr = np.asarray(detections, dtype=np.float64)
+    return arr.reshape(0, 5) if arr.size == 0 else arr.reshape(-1, arr.shape[-1])
+
+
+def iou_matrix(a, b):
+    """IoU of every box in ``a`` (N, >=4 [x1, y1, x2, y2, ...]) with every box in ``b`` (M, >=4)."""
+    a, b = _as_rows(a)[:, :4], _as_rows(b)[:, :4]
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def match_detections(reference, candidate, iou_threshold=0.5):
+    """Pair the candidate's detections with the reference's, one-to-one.
+
+    Candidates are taken best score first (column 4 when present, else in order); each takes the
+    still-unpaired reference box it overlaps most, if that IoU reaches ``iou_threshold``.
+    """
+    reference, candidate = _as_rows(reference), _as_rows(candidate)
+    ious = iou_matrix(reference, candidate)
+    order = np.argsort(-candidate[:, 4], kind="stable") if candidate.shape[1] > 4 else np.arange(len(candidate))
+    free = np.ones(len(reference), dtype=bool)
+    pairs, pair_ious, unmatched = [], [], []
+    for j in order:
+        column = np.where(free, ious[:, j], -1.0)
+        i = int(np.argmax(column)) if column.size else -1
+        if i >= 0 and column[i] >= iou_threshold:
+            free[i] = False
+            pairs.append((i, int(j)))
+            pair_ious.append(float(column[i]))
+        else:
+            unmatched.append(int(j))
+    return Comparison(
+        matched=np.asarray(pairs, dtype=np.int64).reshape(-1, 2),
+        only_candidate=np.asarray(sorted(unmatched), dtype=np.int64),
+        missed=np.flatnonzero(free).astype(np.int64),
+        ious=np.asarray(pair_ious, dtype=np.float64),
+    )
