@@ -23,7 +23,7 @@ COMMANDS = {
 
 
 def build_parser(command=None):
-    parser = argparse.ArgumentParser(prog="python -m facedet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m facedet", description="EXTD and EResFD face detectors: detection, checkpoints, latency and WIDER FACE evaluation.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():

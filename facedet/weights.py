@@ -9,6 +9,7 @@ against its sha256 and written atomically into the cache. A path loads that file
 import hashlib
 import json
 import os
+import pickle
 import tempfile
 import urllib.error
 import urllib.request
@@ -20,6 +21,7 @@ from facedet.errors import WeightsError
 
 _REGISTRY_FILE = Path(__file__).with_name("pretrained.json")
 CHECKPOINT_FORMAT = "facedet"
+DISPLAY_NAMES = {"extd": "EXTD", "eresfd": "EResFD"}
 
 
 @dataclass(frozen=True)
@@ -207,11 +209,19 @@ def load_checkpoint(name_or_path, arch=None):
     label = str(name_or_path)
     if path.stat().st_size == 0:
         raise WeightsError(f"{label} is empty")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    # torch.save writes a zip archive; very old versions wrote a raw pickle (protocol byte 0x80).
+    if magic != b"PK\x03\x04" and magic[:1] != b"\x80":
+        raise WeightsError(f"{label} is not a PyTorch checkpoint file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle/zip/EOF errors, refused globals of a malicious file ...
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise WeightsError(f"{label} is not a loadable PyTorch checkpoint ({first_line[:160]})") from None
+    except pickle.UnpicklingError:
+        # weights_only refuses anything but tensors and plain containers: never execute a file's code.
+        raise WeightsError(f"{label} was refused: it holds Python objects other than tensors, which are unsafe to load") from None
+    except Exception as err:  # zip/EOF errors of truncated or corrupt files
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0]
+        raise WeightsError(f"{label} is a corrupt or truncated checkpoint ({reason[:100]})") from None
     state_dict, saved_arch, compact, meta = _unwrap(obj)
     if not isinstance(state_dict, dict) or not state_dict or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
@@ -223,9 +233,9 @@ def load_checkpoint(name_or_path, arch=None):
     if overlap < 0.5 and saved_arch is None:
         raise WeightsError(f"{label} is not an EXTD or EResFD checkpoint ({_describe_key_mismatch(state_dict, guessed)} keys)")
     if arch is not None and arch != detected:
-        raise WeightsError(f"{label} looks like a {detected} checkpoint, not {arch}")
+        raise WeightsError(f"{label} looks like an {DISPLAY_NAMES[detected]} checkpoint, not {DISPLAY_NAMES.get(arch, arch)}")
     if overlap < 1.0:
-        raise WeightsError(f"{label} does not fit {detected}: {_describe_key_mismatch(state_dict, detected)} keys")
+        raise WeightsError(f"{label} does not fit {DISPLAY_NAMES[detected]}: {_describe_key_mismatch(state_dict, detected)} keys")
     return Checkpoint(detected, state_dict, path, sha256_of(path), compact, meta)
 
 

@@ -1,0 +1,71 @@
+"""``python -m facedet bench WEIGHTS``: inference latency, split into its stages."""
+
+import json
+import statistics
+
+
+def register(subparsers, name, help_text):
+    p = subparsers.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("weights", help="registry name or checkpoint path")
+    p.add_argument("--size", default="640x480", type=_size, help="input WxH (default 640x480)")
+    p.add_argument("--runs", type=int, default=20, help="timed runs after warm-up (default 20)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--json", action="store_true", help="print only JSON")
+    p.set_defaults(run=run)
+
+
+def _size(text):
+    import argparse
+
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH, e.g. 640x480, got {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise argparse.ArgumentTypeError("each side must be between 16 and 8192")
+    return w, h
+
+
+def measure(detector, width, height, runs=20, warmup=3, progress=True):
+    """Latency statistics (ms) of ``detector`` on a fixed random image at scale 1."""
+    import numpy as np
+    from tqdm import tqdm
+
+    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    for _ in range(warmup):
+        detector.detect(image, scale=1.0)
+    samples = []
+    for _ in tqdm(range(runs), desc="bench", disable=not progress, leave=False):
+        t = {}
+        detector.detect(image, scale=1.0, timings=t)
+        samples.append(t)
+    totals = [s["pre_ms"] + s["net_ms"] + s["post_ms"] for s in samples]
+    return {
+        "ms_median": statistics.median(totals),
+        "ms_min": min(totals),
+        "ms_max": max(totals),
+        "pre_ms_median": statistics.median(s["pre_ms"] for s in samples),
+        "net_ms_median": statistics.median(s["net_ms"] for s in samples),
+        "post_ms_median": statistics.median(s["post_ms"] for s in samples),
+        "device": str(detector.device),
+        "size": f"{width}x{height}",
+        "runs": runs,
+    }
+
+
+def run(args):
+    from facedet.detector import load_detector
+    from facedet.errors import FacedetError
+
+    if args.runs < 1:
+        raise FacedetError("--runs must be at least 1")
+    detector = load_detector(args.weights, device=args.device)
+    stats = measure(detector, *args.size, runs=args.runs, warmup=max(args.warmup, 0), progress=not args.json)
+    if args.json:
+        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()}))
+        return 0
+    print(f"{args.weights} ({detector.arch}) on {stats['device']}, {stats['size']}, {args.runs} runs")
+    print(f"  total  median {stats['ms_median']:.1f} ms  (min {stats['ms_min']:.1f}, max {stats['ms_max']:.1f})")
+    print(f"  pre-processing {stats['pre_ms_median']:.1f} ms | network {stats['net_ms_median']:.1f} ms | post-processing {stats['post_ms_median']:.1f} ms")
+    return 0

@@ -1,0 +1,54 @@
+"""``python -m facedet detect IMAGE``: faces in one image."""
+
+import json
+import sys
+
+from facedet.models import ARCHITECTURES
+
+
+def register(subparsers, name, help_text):
+    p = subparsers.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("image", help="image file (JPEG, PNG, BMP, WebP, TIFF ...)")
+    p.add_argument("--weights", default="eresfd", help="registry name (eresfd, extd, extd-fpgm-10 ...) or checkpoint path (default: eresfd)")
+    p.add_argument("--detector", choices=ARCHITECTURES, help="expected architecture (checked against the file)")
+    p.add_argument("--scale", type=_positive_float, help="resize factor before inference (default: automatic)")
+    p.add_argument("--threshold", type=float, default=0.5, help="minimum score (default 0.5)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--json", action="store_true", help="print only a JSON array of {box, score}")
+    p.add_argument("--out", help="write the image with boxes and scores drawn to this file")
+    p.set_defaults(run=run)
+
+
+def _positive_float(text):
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 16:
+        raise argparse.ArgumentTypeError("must be in (0, 16]")
+    return value
+
+
+def run(args):
+    from facedet.detector import load_detector
+    from facedet.images import draw_detections, read_image, write_image
+
+    image = read_image(args.image)
+    detector = load_detector(args.weights, detector=args.detector, device=args.device)
+    dets = detector.detect(image, scale=args.scale, threshold=args.threshold)
+    if args.out:
+        write_image(args.out, draw_detections(image, dets))
+    if args.json:
+        payload = [{"box": [round(float(v), 2) for v in d[:4]], "score": round(float(d[4]), 5)} for d in dets]
+        json.dump(payload, sys.stdout)
+        print()
+        return 0
+    height, width = image.shape[:2]
+    print(f"{args.image}: {width}x{height}, {detector.arch} ({args.weights}), {len(dets)} face(s) with score >= {args.threshold}")
+    for x1, y1, x2, y2, score in dets:
+        print(f"  {score:.3f}  [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]")
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,97 @@
+"""The detector object: pre-processing, the network, priors and post-processing tied together."""
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from facedet.images import resize
+from facedet.postprocess import PostprocessConfig, postprocess
+from facedet.priors import ANCHOR_SIZES, STRIDES, make_priors
+
+MEAN_RGB = (123.0, 117.0, 104.0)
+# Image area the authors' demos resize to (their automatic scale), per detector.
+AUTO_AREA = {"extd": 1700 * 1200, "eresfd": 1200 * 1100}
+MAX_SIDE = 4096  # cap on the network input side, so memory stays bounded
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    mean: tuple = MEAN_RGB
+    strides: tuple = STRIDES
+    anchor_sizes: tuple = ANCHOR_SIZES
+    aspect_ratio: float = 1.0
+    post: PostprocessConfig = field(default_factory=PostprocessConfig)
+
+
+def pick_device(device="auto"):
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Detector:
+    """A loaded face detector. ``detect(image)`` returns (N, 5) [x1, y1, x2, y2, score]."""
+
+    def __init__(self, model, arch, config=DetectorConfig(), device="auto", checkpoint=None):
+        self.device = pick_device(device)
+        self.model = model.to(self.device).eval()
+        self.arch = arch
+        self.config = config
+        self.checkpoint = checkpoint
+        self._priors = {}
+
+    def auto_scale(self, height, width):
+        """Scale that brings the image to the authors' demo area, capped at ``MAX_SIDE`` pixels."""
+        scale = math.sqrt(AUTO_AREA[self.arch] / (height * width))
+        return min(scale, MAX_SIDE / max(height, width))
+
+    def priors(self, height, width):
+        key = (height, width)
+        if key not in self._priors:
+            self._priors = {key: make_priors(height, width, self.config.strides, self.config.anchor_sizes,
+                                             self.config.aspect_ratio).to(self.device)}
+        return self._priors[key]
+
+    def preprocess(self, image, scale):
+        resized = resize(image, scale)
+        x = resized.astype(np.float32) - np.asarray(self.config.mean, dtype=np.float32)
+        return torch.from_numpy(x.transpose(2, 0, 1).copy()).unsqueeze(0).to(self.device)
+
+    @torch.inference_mode()
+    def detect(self, image, scale=None, threshold=0.05, timings=None):
+        """Faces in an RGB uint8 image, in its own pixel coordinates, best first.
+
+        ``scale`` resizes the image before the network (None: automatic); ``threshold`` drops
+        detections scoring below it. Pass a dict as ``timings`` to receive the milliseconds spent
+        in pre-processing, the network and post-processing.
+        """
+        height, width = image.shape[:2]
+        scale = self.auto_scale(height, width) if scale is None else float(scale)
+        t0 = time.perf_counter()
+        x = self.preprocess(image, scale)
+        t1 = time.perf_counter()
+        loc, conf = self.model(x)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        t2 = time.perf_counter()
+        priors = self.priors(x.shape[2], x.shape[3])
+        dets = postprocess(loc[0], conf[0], priors, width, height, self.config.post)
+        dets = dets[dets[:, 4] >= threshold]
+        t3 = time.perf_counter()
+        if timings is not None:
+            timings.update(pre_ms=(t1 - t0) * 1e3, net_ms=(t2 - t1) * 1e3, post_ms=(t3 - t2) * 1e3)
+        return dets
+
+
+def load_detector(weights="eresfd", detector=None, device="auto", config=DetectorConfig()):
+    """A Detector for a registry name (``eresfd``, ``extd-fpgm-10`` ...) or a checkpoint path.
+
+    ``detector`` (extd/eresfd) is only a check: the architecture is recognised from the file.
+    """
+    from facedet.weights import load_model
+
+    model, ckpt = load_model(weights, arch=detector)
+    return Detector(model, ckpt.arch, config, device, checkpoint=ckpt)
