@@ -100,7 +100,7 @@ def draw_detections(image, detections, color=(255, 64, 0), thickness=None, show_
     font_scale = max(0.4, max(height, width) / 1600)
     for det in np.asarray(detections).reshape(-1, np.asarray(detections).shape[-1] if len(detections) else 5):
         x1, y1, x2, y2 = (int(round(v)) for v in det[:4])
-        cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
+        cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness)
         if show_scores and len(det) > 4:
             label = f"{det[4]:.2f}"
             (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
