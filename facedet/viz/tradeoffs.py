@@ -1,0 +1,178 @@
+"""The accuracy / cost trade-off (the paper's Figures 2-3): one table of points, its Pareto front,
+and the Plotly chart.
+
+Points come from three places: the paper's Tables 1-2 (``assets/paper_results.json``), the
+published detectors the paper plots (``assets/published_detectors.json``), and the user's own
+runs from the results store. Every point keeps where its numbers come from, for the hover text.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+SUBSETS = ("easy", "medium", "hard")
+COSTS = {
+    "parameters": "Parameters (nonzero, log scale)",
+    "gflops": "GFLOPs at 640×480 (log scale)",
+    "latency_ms": "Latency on this machine, ms at 640×480 (log scale)",
+}
+ARCH_LABEL = {"extd": "EXTD", "eresfd": "EResFD"}
+# Okabe-Ito colours: distinguishable with colour-blindness and on a projector.
+COLOURS = {"extd": "#0072B2", "eresfd": "#D55E00", "published": "#7F7F7F", "runs": "#009E73",
+           "sample": "#CC79A7", "pareto": "#000000"}
+COLUMNS = ["label", "group", "detector", "kind", "criterion", "rate", "easy", "medium", "hard",
+           "parameters", "gflops", "latency_ms", "checkpoint", "wider", "source"]
+
+
+def load_json(name):
+    return json.loads((ASSETS / name).read_text())
+
+
+def paper_points():
+    """The rows of the paper's Tables 1-2, one point each; ``checkpoint`` names the published file."""
+    rows = []
+    for r in load_json("paper_results.json")["rows"]:
+        arch, method = r["detector"], r["method"]
+        name = ARCH_LABEL[arch]
+        if method in ("fpgm", "l1"):
+            label = f"{name} {method.upper()} {round(r['rate'] * 100)}%"
+            group = f"Paper: {name} {method.upper()}"
+            checkpoint = f"{arch}-{method}-{round(r['rate'] * 100)}"
+        else:
+            label = f"{name} ({method})"
+            group = "Paper: baselines"
+            checkpoint = arch
+        source = f"{r['source']['table']} of the paper"
+        if r.get("parameters_printed"):
+            source += f" (parameters printed as {r['parameters_printed']:,}; corrected, see assets/paper_results.json)"
+        rows.append(dict(label=label, group=group, detector=arch, kind=method,
+                         criterion=method if method in ("fpgm", "l1") else None, rate=r["rate"],
+                         easy=r["easy"], medium=r["medium"], hard=r["hard"], parameters=r["parameters"],
+                         gflops=None, latency_ms=None, checkpoint=checkpoint, wider=True, source=source))
+    return rows
+
+
+def published_points():
+    """The published detectors with at least one AP; FLOPs and parameters as published (or None)."""
+    rows = []
+    for d in load_json("published_detectors.json")["detectors"]:
+        if d["easy"] is None:
+            continue
+        cites = d["sources"]["ap"]
+        rows.append(dict(label=d["name"], group="Published detectors", detector=d["family"], kind="published",
+                         criterion=None, rate=None, easy=d["easy"], medium=d["medium"], hard=d["hard"],
+                         parameters=d["parameters"], gflops=d["gflops"], latency_ms=None, checkpoint=None,
+                         wider=True, source=f"{cites['title']}; {cites['where']}; {d['protocol']}"))
+    return rows
+
+
+def run_points(runs):
+    """The user's runs: dicts with label, detector, criterion, rate, easy/medium/hard, parameters,
+    gflops, latency_ms, checkpoint and ``wider`` (False for the sample set, which is NOT WIDER FACE)."""
+    rows = []
+    for run in runs:
+        if run.get("easy") is None:
+            continue
+        wider = bool(run.get("wider"))
+        group = "Your runs (WIDER FACE val)" if wider else "Your runs (sample set, NOT WIDER FACE)"
+        rows.append(dict({c: run.get(c) for c in COLUMNS}, group=group, kind="run", wider=wider,
+                         source="results store" + ("" if wider else ": sample-set AP, not comparable with WIDER FACE")))
+    return rows
+
+
+def tradeoff_table(runs=(), costs=None):
+    """All points as a DataFrame; ``costs`` maps a checkpoint name to {"gflops": .., "latency_ms": ..}
+    measured here, filled into the paper's rows (whose parameters come from the paper)."""
+    table = pd.DataFrame(paper_points() + published_points() + run_points(runs), columns=COLUMNS)
+    for name, cost in (costs or {}).items():
+        for key in ("gflops", "latency_ms"):
+            if cost.get(key) is not None:
+                table.loc[(table["checkpoint"] == name) & (table["kind"] != "run"), key] = cost[key]
+    return table
+
+
+def pareto_mask(cost, ap):
+    """True for the points no other point beats (cheaper or equal and at least as accurate, one of
+    them strictly); points with a missing value are never on the front."""
+    cost, ap = np.asarray(cost, dtype=float), np.asarray(ap, dtype=float)
+    no_worse = (cost[None, :] <= cost[:, None]) & (ap[None, :] >= ap[:, None])
+    better = (cost[None, :] < cost[:, None]) | (ap[None, :] > ap[:, None])
+    return ~(no_worse & better).any(axis=1) & ~np.isnan(cost) & ~np.isnan(ap)
+
+
+def _group_style(group):
+    if group.startswith("Paper: ") and group != "Paper: baselines":
+        arch = "extd" if "EXTD" in group else "eresfd"
+        dash = "solid" if "FPGM" in group else "dot"
+        symbol = "circle" if "FPGM" in group else "triangle-up"
+        return dict(mode="lines+markers", line=dict(color=COLOURS[arch], dash=dash, width=3),
+                    marker=dict(color=COLOURS[arch], symbol=symbol, size=11))
+    if group == "Paper: baselines":
+        return dict(mode="markers", marker=dict(color="white", size=13, symbol="diamond",
+                                                line=dict(color="black", width=2)))
+    if group == "Published detectors":
+        return dict(mode="markers+text", textposition="top center", textfont=dict(size=11, color="#555"),
+                    marker=dict(color=COLOURS["published"], size=10, symbol="square"))
+    if group.startswith("Your runs (WIDER"):
+        return dict(mode="markers", marker=dict(color=COLOURS["runs"], size=15, symbol="star"))
+    return dict(mode="markers", marker=dict(color=COLOURS["sample"], size=13, symbol="x-open", line=dict(width=2)))
+
+
+def _hover(table, subset, cost):
+    def fmt(value, spec):
+        return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+    return [
+        f"<b>{r.label}</b><br>AP easy / medium / hard: {fmt(r.easy, '.4f')} / {fmt(r.medium, '.4f')} / "
+        f"{fmt(r.hard, '.4f')}<br>parameters: {fmt(r.parameters, ',.0f')} · GFLOPs@640×480: {fmt(r.gflops, '.3g')}"
+        f" · latency: {fmt(r.latency_ms, '.1f')} ms<br><i>{_wrap(r.source)}</i>"
+        for r in table.itertuples()
+    ]
+
+
+def _wrap(text, width=90):
+    words, lines, line = str(text).split(), [], ""
+    for word in words:
+        if len(line) + len(word) > width:
+            lines.append(line)
+            line = ""
+        line = f"{line} {word}".strip()
+    return "<br>".join(lines + [line])
+
+
+def tradeoff_figure(table, subset="easy", cost="parameters", show_pareto=True, height=680):
+    """AP on ``subset`` against ``cost`` (log axis); the Pareto front of the WIDER FACE points drawn on top."""
+    if subset not in SUBSETS or cost not in COSTS:
+        raise ValueError(f"subset must be one of {SUBSETS} and cost one of {tuple(COSTS)}")
+    data = table[table[cost].notna() & table[subset].notna()].copy()
+    data = data.sort_values(["group", "detector", "rate"], na_position="first")
+    fig = go.Figure()
+    for group, part in data.groupby("group", sort=False):
+        if group.startswith("Paper: ") and group != "Paper: baselines":
+            # Each pruning curve starts at its reproduced dense baseline, as in the paper's figures.
+            arch = part["detector"].iloc[0]
+            base = table[(table["detector"] == arch) & (table["kind"] == "reproduced")
+                         & table[cost].notna()]
+            part = pd.concat([base, part.sort_values("rate")])
+        text = part["label"] if group == "Published detectors" else None
+        fig.add_trace(go.Scatter(x=part[cost], y=part[subset], name=group, text=text,
+                                 hovertext=_hover(part, subset, cost), hoverinfo="text", **_group_style(group)))
+    if show_pareto:
+        comparable = data[data["wider"].astype(bool)]
+        front = comparable[pareto_mask(comparable[cost].tolist(), comparable[subset].tolist())].sort_values(cost)
+        if len(front):
+            fig.add_trace(go.Scatter(x=front[cost], y=front[subset], name="Pareto front (WIDER FACE points)",
+                                     mode="lines+markers", line=dict(color=COLOURS["pareto"], dash="dash", width=2, shape="hv"),
+                                     marker=dict(size=22, symbol="circle-open", color=COLOURS["pareto"], line=dict(width=2)),
+                                     hovertext=_hover(front, subset, cost), hoverinfo="text"))
+    fig.update_xaxes(type="log", title=COSTS[cost], showgrid=True)
+    fig.update_yaxes(title=f"WIDER FACE val AP, {subset.capitalize()} subset", tickformat=".2f", showgrid=True)
+    fig.update_layout(height=height, font=dict(size=16), legend=dict(font=dict(size=14)),
+                      margin=dict(l=70, r=30, t=60, b=70), template="plotly_white",
+                      title=f"AP ({subset.capitalize()}) against {COSTS[cost].split(' (')[0].lower()}")
+    return fig
