@@ -32,10 +32,11 @@ def _positive_float(text):
 
 
 def run(args):
-    from facedet.detector import load_detector
     from facedet.images import draw_detections, read_image, write_image
 
-    image = read_image(args.image)
+    image = read_image(args.image)  # before importing torch: bad input is refused at once
+    from facedet.detector import load_detector
+
     detector = load_detector(args.weights, detector=args.detector, device=args.device)
     dets = detector.detect(image, scale=args.scale, threshold=args.threshold)
     if args.out:
