@@ -1,0 +1,74 @@
+"""Cached library calls shared by the pages (one cache per process, whichever page asks first).
+
+Models are identified by a short key string so that the caches can hash them cheaply:
+``published:<registry name>``, ``file:<checkpoint path>`` or ``oneshot:<arch>:<criterion>:<rate>``.
+"""
+
+import hashlib
+
+import streamlit as st
+
+
+def published_key(name):
+    return f"published:{name}"
+
+
+def file_key(path):
+    return f"file:{path}"
+
+
+def oneshot_key(arch, criterion, rate):
+    return f"oneshot:{arch}:{criterion}:{rate:.2f}"
+
+
+@st.cache_resource(max_entries=24, show_spinner="Loading the model…")
+def detector(model_key):
+    """The facedet Detector for a model key (raises facedet errors for unusable checkpoints)."""
+    from facedet.detector import Detector, load_detector
+
+    kind, _, rest = model_key.partition(":")
+    if kind in ("published", "file"):
+        return load_detector(rest, device="auto")
+    if kind == "oneshot":
+        from pruning import one_shot_prune
+
+        arch, criterion, rate = rest.split(":")
+        base = detector(published_key(arch))
+        model = one_shot_prune(base.model, arch, criterion, float(rate))
+        return Detector(model, arch, base.config, device="auto")
+    raise ValueError(f"unknown model key {model_key!r}")
+
+
+@st.cache_data(max_entries=64, show_spinner="Detecting faces…")
+def detections(model_key, image_key, _image):
+    """All detections scoring 0.05 or more (the slider filters them later) and the scale the image
+    was run at. ``image_key`` identifies ``_image``, which is not hashed."""
+    det = detector(model_key)
+    return det.detect(_image, threshold=0.05), det.auto_scale(*_image.shape[:2])
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def parameter_count(model_key):
+    from facedet.params import count_parameters
+
+    return tuple(count_parameters(detector(model_key).model))
+
+
+@st.cache_data(show_spinner=False)
+def flops(model_key):
+    """GFLOPs of the model's nonzero convolution weights at 640x480."""
+    from facedet.viz.cost import nonzero_conv_flops
+
+    return nonzero_conv_flops(detector(model_key).model) / 1e9
+
+
+@st.cache_data(show_spinner=False)
+def latency(model_key, runs=5):
+    """Median end-to-end latency (ms) at 640x480 on this machine's compute device, after a warm-up."""
+    from facedet.commands.bench import measure
+
+    return measure(detector(model_key), 640, 480, runs=runs, warmup=1, progress=False)["ms_median"]
+
+
+def digest(data):
+    return hashlib.sha1(data).hexdigest()

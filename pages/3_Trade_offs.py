@@ -1,0 +1,86 @@
+"""Trade-offs: WIDER FACE AP against model cost, as in the paper's Figures 2-3."""
+
+import streamlit as st
+
+from app_support import cached
+from app_support.page import setup
+from app_support.store import user_runs
+from facedet.viz.tradeoffs import COSTS, SUBSETS, tradeoff_figure, tradeoff_table
+from facedet.weights import PRETRAINED
+
+setup("Trade-offs", "Accuracy against model cost: the paper's Figures 2–3, with FLOPs and latency too")
+
+controls = st.columns([1, 2, 1])
+subset = controls[0].segmented_control("WIDER FACE subset", SUBSETS, default="easy", required=True,
+                                       format_func=str.capitalize, key="subset")
+cost = controls[1].segmented_control(
+    "Model cost (log axis)", list(COSTS), default="parameters", required=True, key="cost",
+    format_func={"parameters": "Parameters", "gflops": "FLOPs at 640×480", "latency_ms": "Latency here"}.get)
+show_pareto = controls[2].toggle("Highlight the Pareto front", value=True)
+
+runs = user_runs()
+costs = {}
+if cost == "gflops":
+    bar = st.progress(0.0, text="Counting the FLOPs of the published checkpoints…")
+    for i, name in enumerate(PRETRAINED):
+        costs[name] = {"gflops": cached.flops(cached.published_key(name))}
+        bar.progress((i + 1) / len(PRETRAINED), text=f"Counting FLOPs: {name}")
+    bar.empty()
+    for run in runs:
+        if run.get("checkpoint") and run.get("gflops") is None:
+            run["gflops"] = cached.flops(cached.file_key(run["checkpoint"]))
+elif cost == "latency_ms":
+    measured = st.session_state.setdefault("latency_ms", {})
+    missing = [n for n in PRETRAINED if n not in measured]
+    if missing:
+        st.info("Latency is measured on this machine, 5 runs per checkpoint at 640×480 "
+                f"({len(missing)} checkpoints to go; about a minute on a CPU).")
+        if st.button("Measure latency now", type="primary"):
+            bar = st.progress(0.0)
+            for i, name in enumerate(missing):
+                bar.progress(i / len(missing), text=f"Timing {name}…")
+                measured[name] = cached.latency(cached.published_key(name))
+            bar.empty()
+    costs = {name: {"latency_ms": ms} for name, ms in measured.items()}
+
+table = tradeoff_table(runs, costs)
+figure = tradeoff_figure(table, subset=subset, cost=cost, show_pareto=show_pareto)
+st.plotly_chart(figure, width="stretch", config={
+    "displaylogo": False,
+    "toImageButtonOptions": {"format": "png", "scale": 2, "filename": f"tradeoff-{subset}-{cost}"}})
+
+shown = table[table[cost].notna() & table[subset].notna()]
+st.caption(
+    f"{len(shown)} points. Lines: the paper's SFP-pruned models at 10–50 % (solid FPGM, dotted L1), each "
+    "starting at the authors' reproduced dense model; white diamonds: the original and reproduced "
+    "baselines (Tables 1–2); grey squares: published detectors as their papers report them (protocols "
+    "differ; hover for the source); stars: your runs on WIDER FACE; pink crosses: your runs on the sample "
+    "set, which is NOT WIDER FACE and never on the Pareto front."
+)
+if cost == "parameters":
+    st.caption("Parameters: the paper's counts for its models (nonzero after pruning), the published counts "
+               "for the others. Parameters alone mislead: EXTD has 162 k parameters but needs about 20 "
+               "GFLOPs at 640×480, EResFD 92 k and about 0.6 GFLOPs — switch the cost to FLOPs.")
+elif cost == "gflops":
+    st.caption("FLOPs of our models are counted here (2 × multiply-adds of the nonzero convolution weights "
+               "at 640×480); the published detectors' FLOPs are the ones their papers report at VGA "
+               "resolution, where available.")
+else:
+    st.caption("Latency is measured on this machine for the models it has; masked checkpoints run the full "
+               "dense convolutions, so pruning only saves time once a model is compacted. Published "
+               "detectors are not run here, so they are absent from this view.")
+
+downloads = st.columns(3)
+downloads[0].download_button("Download the chart as HTML", data=lambda: figure.to_html(include_plotlyjs=True),
+                             file_name=f"tradeoff-{subset}-{cost}.html", mime="text/html")
+downloads[1].download_button("Download the points as CSV", data=table.to_csv(index=False),
+                             file_name="tradeoff-points.csv", mime="text/csv")
+if downloads[2].button("Make a PNG of the chart"):
+    try:
+        png = figure.to_image(format="png", width=1600, height=900)
+    except Exception as err:  # kaleido missing, or no Chrome for it to drive
+        st.error(f"PNG export is not available here ({str(err).splitlines()[0][:120]}); use the camera "
+                 "icon in the chart's toolbar instead.")
+    else:
+        downloads[2].download_button("Download the PNG", data=png, file_name=f"tradeoff-{subset}-{cost}.png",
+                                     mime="image/png", type="primary")
