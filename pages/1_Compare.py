@@ -39,7 +39,8 @@ with st.sidebar:
                                 format_func=lambda r: f"{r} %" + (" (dense)" if r == 0 else ""), key="rate")
         name = f"{arch}-{criterion}-{rate}" if rate else arch
         pruned_key = cached.published_key(name)
-        pruned_label = f"{DETECTORS[arch]} {criterion.upper()} {rate} % — published, SFP + fine-tuned" if rate else f"{DETECTORS[arch]} dense"
+        pruned_label = (f"{DETECTORS[arch]} {criterion.upper()} {rate} %", "published: SFP-pruned and fine-tuned by the authors") if rate \
+            else (f"{DETECTORS[arch]} dense", "the same dense model as on the left")
     elif source == "oneshot":
         criteria = oneshot_criteria()
         if not criteria:
@@ -49,14 +50,14 @@ with st.sidebar:
             rate = st.select_slider("Pruning rate", options=list(range(5, 95, 5)), value=30,
                                     format_func=lambda r: f"{r} %", key="oneshot_rate")
             pruned_key = cached.oneshot_key(arch, criterion, rate / 100)
-            pruned_label = f"{DETECTORS[arch]} {criterion.upper()} {rate} % — one-shot, NO fine-tuning"
+            pruned_label = (f"{DETECTORS[arch]} {criterion.upper()} {rate} %", "one-shot pruned just now, NO fine-tuning")
     else:
         sessions = session_checkpoints(arch)
         if not sessions:
             st.info("No finished sessions for this detector yet: start one on the Prune page.")
         else:
             label = st.selectbox("Session", list(sessions), key="session")
-            pruned_key, pruned_label = cached.file_key(sessions[label]), f"{label} — your session"
+            pruned_key, pruned_label = cached.file_key(sessions[label]), (label, "from your pruning session")
     st.header("Display")
     threshold = st.slider("Score threshold (both sides)", 0.05, 0.95, 0.5, 0.05, key="threshold")
 
@@ -91,20 +92,22 @@ comparison = match_detections(original, pruned)
 shown, factor = fit_for_display(image)
 left, right = st.columns(2, gap="medium")
 sides = (
-    (left, f"{DETECTORS[arch]} original (dense)", original_key, original,
+    (left, (f"Original: {DETECTORS[arch]}", "the dense published model"), original_key, original,
      lambda img, f: annotate_original(img, original, f)),
-    (right, pruned_label, pruned_key, pruned,
+    (right, (f"Pruned: {pruned_label[0]}", pruned_label[1]), pruned_key, pruned,
      lambda img, f: annotate_pruned(img, pruned, original, comparison, f)),
 )
-for column, title, key, dets, draw in sides:
+for column, (title, subtitle), key, dets, draw in sides:
     with column:
         st.subheader(title)
+        st.caption(subtitle)
         st.image(draw(shown, factor), width="stretch")
         total, nonzero = cached.parameter_count(key)
         metrics = st.columns(3)
         metrics[0].metric("Faces", len(dets))
-        metrics[1].metric("Parameters (nonzero / total)", f"{nonzero:,} / {total:,}")
+        metrics[1].metric("Parameters (nonzero)", f"{nonzero:,}")
         metrics[2].metric("Latency at 640×480", f"{cached.latency(key, runs=3):.0f} ms")
+        st.caption(f"{total:,} parameters in total, {1 - nonzero / total:.1%} zero.")
         st.download_button(f"Download this image ({image.shape[1]}×{image.shape[0]})",
                            data=lambda draw=draw: png_bytes(draw(image, 1.0)),
                            file_name=f"{image_name}-{key.split(':', 1)[1].replace('/', '_').replace(':', '-')[-60:]}.png",

@@ -45,7 +45,7 @@ elif cost == "latency_ms":
 
 table = tradeoff_table(runs, costs)
 figure = tradeoff_figure(table, subset=subset, cost=cost, show_pareto=show_pareto)
-st.plotly_chart(figure, width="stretch", config={
+st.plotly_chart(figure, width="stretch", theme=None, config={
     "displaylogo": False,
     "toImageButtonOptions": {"format": "png", "scale": 2, "filename": f"tradeoff-{subset}-{cost}"}})
 

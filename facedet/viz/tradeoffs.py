@@ -25,7 +25,7 @@ ARCH_LABEL = {"extd": "EXTD", "eresfd": "EResFD"}
 # Okabe-Ito colours: distinguishable with colour-blindness and on a projector.
 COLOURS = {"extd": "#0072B2", "eresfd": "#D55E00", "published": "#7F7F7F", "runs": "#009E73",
            "sample": "#CC79A7", "pareto": "#000000"}
-COLUMNS = ["label", "group", "detector", "kind", "criterion", "rate", "easy", "medium", "hard",
+COLUMNS = ["label", "short", "group", "detector", "kind", "criterion", "rate", "easy", "medium", "hard",
            "parameters", "gflops", "latency_ms", "checkpoint", "wider", "source"]
 
 
@@ -58,13 +58,16 @@ def paper_points():
 
 
 def published_points():
-    """The published detectors with at least one AP; FLOPs and parameters as published (or None)."""
+    """The published detectors with at least one AP; FLOPs and parameters as published (or None).
+
+    EXTD and EResFD as originally published are the paper's 'original' baseline rows already.
+    """
     rows = []
     for d in load_json("published_detectors.json")["detectors"]:
-        if d["easy"] is None:
+        if d["easy"] is None or d["family"] in ("EXTD", "EResFD"):
             continue
         cites = d["sources"]["ap"]
-        rows.append(dict(label=d["name"], group="Published detectors", detector=d["family"], kind="published",
+        rows.append(dict(label=d["name"], short=d["short"], group="Published detectors", detector=d["family"], kind="published",
                          criterion=None, rate=None, easy=d["easy"], medium=d["medium"], hard=d["hard"],
                          parameters=d["parameters"], gflops=d["gflops"], latency_ms=None, checkpoint=None,
                          wider=True, source=f"{cites['title']}; {cites['where']}; {d['protocol']}"))
@@ -116,7 +119,7 @@ def _group_style(group):
         return dict(mode="markers", marker=dict(color="white", size=13, symbol="diamond",
                                                 line=dict(color="black", width=2)))
     if group == "Published detectors":
-        return dict(mode="markers+text", textposition="top center", textfont=dict(size=11, color="#555"),
+        return dict(mode="markers+text", textfont=dict(size=12, color="#444"),
                     marker=dict(color=COLOURS["published"], size=10, symbol="square"))
     if group.startswith("Your runs (WIDER"):
         return dict(mode="markers", marker=dict(color=COLOURS["runs"], size=15, symbol="star"))
@@ -159,9 +162,14 @@ def tradeoff_figure(table, subset="easy", cost="parameters", show_pareto=True, h
             base = table[(table["detector"] == arch) & (table["kind"] == "reproduced")
                          & table[cost].notna()]
             part = pd.concat([base, part.sort_values("rate")])
-        text = part["label"] if group == "Published detectors" else None
-        fig.add_trace(go.Scatter(x=part[cost], y=part[subset], name=group, text=text,
-                                 hovertext=_hover(part, subset, cost), hoverinfo="text", **_group_style(group)))
+        style = _group_style(group)
+        if group == "Published detectors":
+            # Alternate label positions along the cost axis so that neighbours do not overlap.
+            part = part.sort_values(cost)
+            style["text"] = part["short"]
+            style["textposition"] = ["top center" if i % 2 else "bottom center" for i in range(len(part))]
+        fig.add_trace(go.Scatter(x=part[cost], y=part[subset], name=group,
+                                 hovertext=_hover(part, subset, cost), hoverinfo="text", **style))
     if show_pareto:
         comparable = data[data["wider"].astype(bool)]
         front = comparable[pareto_mask(comparable[cost].tolist(), comparable[subset].tolist())].sort_values(cost)
