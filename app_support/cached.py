@@ -41,10 +41,13 @@ def detector(model_key):
 
 @st.cache_data(max_entries=64, show_spinner="Detecting faces…")
 def detections(model_key, image_key, _image):
-    """All detections scoring 0.05 or more (the slider filters them later) and the scale the image
-    was run at. ``image_key`` identifies ``_image``, which is not hashed."""
+    """All detections scoring 0.05 or more (the slider filters them later), the milliseconds the
+    detection took, and the scale the image was run at. ``image_key`` identifies ``_image``, which
+    is not hashed."""
     det = detector(model_key)
-    return det.detect(_image, threshold=0.05), det.auto_scale(*_image.shape[:2])
+    timings = {}
+    dets = det.detect(_image, threshold=0.05, timings=timings)
+    return dets, sum(timings.values()), det.auto_scale(*_image.shape[:2])
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

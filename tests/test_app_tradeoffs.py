@@ -1,0 +1,78 @@
+"""The Trade-offs page (streamlit AppTest): subset and cost switches, FLOPs of the real checkpoints."""
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "3_Trade_offs.py")
+
+
+def _decode(value):
+    """Plotly ships numeric arrays as {"dtype", "bdata" (base64)}; everything else as is."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
+    return value
+
+
+class Trace:
+    def __init__(self, data):
+        self.name, self.x, self.y, self.text = (_decode(data.get(k)) for k in ("name", "x", "y", "text"))
+
+
+def figure(at):
+    """The traces and layout of the chart the page sent."""
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return [Trace(t) for t in spec["data"]], spec["layout"]
+
+
+def trace(fig, name):
+    return next(t for t in fig[0] if t.name == name)
+
+
+@pytest.fixture
+def page(weights_dir):
+    return AppTest.from_file(PAGE, default_timeout=600).run()
+
+
+def test_parameters_axis_shows_the_papers_curves_published_detectors_and_front(page):
+    at = page
+    assert not at.exception
+    fig = figure(at)
+    names = {t.name for t in fig[0]}
+    assert {"Paper: EXTD FPGM", "Paper: EXTD L1", "Paper: EResFD FPGM", "Paper: EResFD L1", "Paper: baselines",
+            "Published detectors", "Pareto front (WIDER FACE points)"} <= names
+    fpgm = trace(fig, "Paper: EResFD FPGM")
+    # The curve starts at the reproduced dense model, then 10 ... 50 %, with the paper's counts.
+    assert list(fpgm.x) == [92208, 87368, 76677, 69746, 59055, 47284]
+    assert fpgm.y[1] == pytest.approx(0.8728)
+    assert fig[1]["xaxis"]["type"] == "log"
+
+    at.segmented_control(key="subset").set_value("hard").run()
+    assert trace(figure(at), "Paper: EResFD FPGM").y[1] == pytest.approx(0.7757)
+
+
+def test_flops_axis_counts_the_published_checkpoints(page):
+    at = page
+    at.segmented_control(key="cost").set_value("gflops").run()
+    assert not at.exception
+    fig = figure(at)
+    extd = list(trace(fig, "Paper: EXTD FPGM").x)
+    eresfd = list(trace(fig, "Paper: EResFD FPGM").x)
+    # EXTD needs about 20 GFLOPs at 640x480, EResFD about 0.6, and pruning lowers both.
+    assert 19 < extd[0] < 21 and 0.55 < eresfd[0] < 0.65
+    assert extd == sorted(extd, reverse=True) and eresfd == sorted(eresfd, reverse=True)
+    assert "SCRFD-0.5GF" in trace(fig, "Published detectors").text
+
+
+def test_latency_axis_waits_for_the_user(page):
+    at = page
+    at.segmented_control(key="cost").set_value("latency_ms").run()
+    assert not at.exception
+    assert "Latency is measured on this machine" in at.info[0].value
+    assert at.button[0].label == "Measure latency now"
+    # Nothing is timed until asked, and published detectors have no latency here: no paper curves yet.
+    assert not any(t.name.startswith("Paper: E") for t in figure(at)[0])
