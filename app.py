@@ -1,19 +1,14 @@
-"""The app (``streamlit run app.py``): the home page, and the navigation to the task pages in ``pages/``."""
+"""Home page of the app (``streamlit run app.py``): what this is, the models and where things are.
+
+Each task has its own page in ``pages/``; ``app_support.page.setup`` draws the navigation.
+"""
 
 import pandas as pd
 import streamlit as st
 
-from app_support.page import setup
+from app_support.page import PAGES, setup
 from app_support.store import store_location
 from facedet.weights import PRETRAINED, cache_dir, local_copy, weights_dir
-
-DESCRIPTIONS = {
-    "compare": "Original against pruned detections on a photo (the paper's Figures 4–5).",
-    "prune": "Run a quick prune-and-fine-tune session in the background.",
-    "tradeoffs": "AP against parameters, FLOPs or latency (the paper's Figures 2–3).",
-    "layers": "Which filters FPGM and L1 remove, layer by layer.",
-    "results": "Your runs: table, CSV, precision-recall curves.",
-}
 
 
 def compute_device():
@@ -49,8 +44,8 @@ def home():
     right.caption(f"SQLite file: {location}" if location else "The pruning engine (package `pruning`) is not installed.")
 
     st.subheader("Pages")
-    for page in PAGES[1:]:
-        st.page_link(page, label=f"**{page.title}** — {DESCRIPTIONS[page.url_path]}")
+    for path, title, icon, text in PAGES[1:]:
+        st.page_link(path, label=f"**{title}** — {text}", icon=icon)
 
     st.subheader("Detectors and checkpoints")
     rows = []
@@ -69,12 +64,4 @@ def home():
     st.caption("Weights: released by the paper's authors for academic, non-commercial use only.")
 
 
-PAGES = [
-    st.Page(home, title="Home", icon=":material/home:", default=True),
-    st.Page("pages/1_Compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
-    st.Page("pages/2_Prune.py", title="Prune", icon=":material/content_cut:", url_path="prune"),
-    st.Page("pages/3_Trade_offs.py", title="Trade-offs", icon=":material/scatter_plot:", url_path="tradeoffs"),
-    st.Page("pages/4_Layers.py", title="Layers", icon=":material/layers:", url_path="layers"),
-    st.Page("pages/5_Results.py", title="Results", icon=":material/table_chart:", url_path="results"),
-]
-st.navigation(PAGES).run()
+home()

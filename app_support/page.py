@@ -1,12 +1,28 @@
-"""Common page set-up: wide layout and large, plain headings for a projector."""
+"""Common page set-up: wide layout, large plain headings for a projector, and the navigation."""
 
 import streamlit as st
 
 APP_NAME = "Pruning lightweight face detectors"
+# (script, title, icon, what it is for); Streamlit's own page list is hidden (.streamlit/config.toml)
+# so that titles can be written properly ("Trade-offs", "Home" rather than file names).
+PAGES = [
+    ("app.py", "Home", ":material/home:", "What this is, the models, the compute device, the results store."),
+    ("pages/1_Compare.py", "Compare", ":material/compare:",
+     "Original against pruned detections on a photo (the paper's Figures 4–5)."),
+    ("pages/2_Prune.py", "Prune", ":material/content_cut:", "Run a quick prune-and-fine-tune session in the background."),
+    ("pages/3_Trade_offs.py", "Trade-offs", ":material/scatter_plot:",
+     "AP against parameters, FLOPs or latency (the paper's Figures 2–3)."),
+    ("pages/4_Layers.py", "Layers", ":material/layers:", "Which filters FPGM and L1 remove, layer by layer."),
+    ("pages/5_Results.py", "Results", ":material/table_chart:", "Your runs: table, CSV, precision-recall curves."),
+]
 
 
 def setup(title, subtitle):
     st.set_page_config(page_title=f"{title} · {APP_NAME}", page_icon=":material/face:", layout="wide")
+    with st.sidebar:
+        for path, label, icon, _ in PAGES:
+            st.page_link(path, label=label, icon=icon)
+        st.divider()
     st.title(title)
     st.markdown(f"#### {subtitle}")
 

@@ -10,7 +10,8 @@ from streamlit.testing.v1 import AppTest
 from facedet.weights import load_checkpoint
 from facedet.params import count_parameters
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "1_Compare.py")
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGE = "pages/1_Compare.py"
 
 
 def nonzero(name):
@@ -27,7 +28,7 @@ def side_metrics(at):
 
 @pytest.fixture
 def page(weights_dir):
-    at = AppTest.from_file(PAGE, default_timeout=600)
+    at = AppTest.from_file(APP, default_timeout=600).switch_page(PAGE)
     at.session_state["sample"] = "grace_hopper.jpg"  # one face, and the smallest sample photo
     return at.run()
 

@@ -94,7 +94,7 @@ def test_upload_a_photo_on_compare_and_see_both_annotated_results(app_url, brows
     photo = tmp_path / "my upload.png"  # a name that is not a sample's, with a space
     shutil.copy(assets_dir / "astronaut.png", photo)
 
-    browser.get(f"{app_url}/compare")
+    browser.get(f"{app_url}/Compare")
     upload = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='stFileUploader'] input[type='file']"),
                    120, "the upload field")[0]
     upload.send_keys(str(photo))

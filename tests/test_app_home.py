@@ -19,8 +19,9 @@ def test_home_lists_device_checkpoints_and_pages(weights_dir):
     assert len(table) == len(PRETRAINED)
     assert set(table["status"]) == {"present ($FACEDET_WEIGHTS_DIR)"}
     assert table.set_index("name").loc["eresfd-fpgm-40", "file"] == str(weights_dir / "eresfd-fpgm-40.pth")
-    links = [link.label for link in at.get("page_link")]
-    assert [label.split("**")[1] for label in links] == ["Compare", "Prune", "Trade-offs", "Layers", "Results"]
+    navigation = ["Home", "Compare", "Prune", "Trade-offs", "Layers", "Results"]
+    assert [link.label for link in at.sidebar.get("page_link")] == navigation
+    assert [link.label.split("**")[1] for link in at.main.get("page_link")] == navigation[1:]
 
 
 def test_checkpoints_missing_locally_are_listed_as_downloadable(weights_dir, tmp_path, monkeypatch):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "3_Trade_offs.py")
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGE = "pages/3_Trade_offs.py"
 
 
 def _decode(value):
@@ -35,7 +36,7 @@ def trace(fig, name):
 
 @pytest.fixture
 def page(weights_dir):
-    return AppTest.from_file(PAGE, default_timeout=600).run()
+    return AppTest.from_file(APP, default_timeout=600).switch_page(PAGE).run()
 
 
 def test_parameters_axis_shows_the_papers_curves_published_detectors_and_front(page):
