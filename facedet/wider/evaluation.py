@@ -28,7 +28,7 @@ import numpy as np
 
 from facedet.errors import DataError
 from facedet.wider.ground_truth import SETTINGS, load_ground_truth
-from facedet.wider.submission import as_rows, read_submission
+from facedet.wider.submission import PredictionTable, read_submission_table
 
 IOU_THRESHOLD = 0.5
 NUM_THRESHOLDS = 1000
@@ -60,25 +60,26 @@ def evaluate(predictions, gt_dir, only_predicted=False):
     ``only_predicted`` restricts the ground truth to the predicted images (quick partial checks).
     """
     if isinstance(predictions, (str, Path)):
-        predictions = read_submission(predictions)
+        table = read_submission_table(predictions)
+    else:
+        table = PredictionTable.from_dict(predictions)
     gt = load_ground_truth(gt_dir)
-    rows = {key: as_rows(key, value) for key, value in predictions.items()}
-    low, span = _score_range(rows.values())
+    low, span = _score_range(table.rows[:, 4])
 
     index = {key: i for i, key in enumerate(gt.keys)}
-    known = [key for key in rows if key in index]
-    if rows and not known:
-        example = next(iter(rows))
-        raise DataError(f"no prediction matches an image of the ground truth (e.g. {example!r}); wrong folder?")
+    key_image = np.array([index.get(key, -1) for key in table.keys], dtype=np.int64)
+    if table.keys and (key_image < 0).all():
+        raise DataError(f"no prediction matches an image of the ground truth (e.g. {table.keys[0]!r}); wrong folder?")
     images = np.arange(len(gt.keys))
     if only_predicted:
-        images = np.array(sorted(index[key] for key in known), dtype=np.int64)
+        images = np.unique(key_image[key_image >= 0])
 
+    # Detections count only in images of the ground truth that have faces (as in the standard).
+    det_image = np.repeat(key_image, np.diff(table.offsets))
     faces_per_image = np.diff(gt.offsets)
-    # Detections count only in images that have faces (the standard skips the others).
-    used = [key for key in known if faces_per_image[index[key]] and len(rows[key])]
-    dets = np.concatenate([rows[key] for key in used]) if used else np.zeros((0, 5))
-    det_image = np.repeat([index[key] for key in used], [len(rows[key]) for key in used]).astype(np.int64)
+    used = det_image >= 0
+    used[used] = faces_per_image[det_image[used]] > 0
+    dets, det_image = table.rows[used], det_image[used]
     scores = _normalise(dets[:, 4], low, span)
     matched = match_faces(dets[:, :4], det_image, gt.boxes, gt.offsets)
 
@@ -170,13 +171,11 @@ def voc_ap(recall, precision):
     return np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1])
 
 
-def _score_range(arrays):
+def _score_range(scores):
     """(min, max - min) of all scores, starting from the standard's initial range [1, 0]."""
-    low, high = 1.0, 0.0
-    for rows in arrays:
-        if len(rows):
-            low = min(low, rows[:, 4].min())
-            high = max(high, rows[:, 4].max())
+    if len(scores) == 0:
+        return 1.0, -1.0
+    low, high = min(1.0, scores.min()), max(0.0, scores.max())
     return low, high - low
 
 

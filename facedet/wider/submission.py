@@ -37,14 +37,14 @@ def check_key(key):
     return parts
 
 
-def as_rows(key, rows):
+def as_rows(key, rows, check_values=True):
     """``rows`` as a float64 (N, 5) array; DataError naming ``key`` if it is not one."""
     array = np.asarray(rows, dtype=np.float64)
     if array.size == 0:
         return np.zeros((0, COLUMNS))
     if array.ndim != 2 or array.shape[1] != COLUMNS:
         raise DataError(f"predictions for {key} have shape {array.shape}; (N, 5) x, y, w, h, score rows were expected")
-    if not np.isfinite(array).all():
+    if check_values and not np.isfinite(array).all():
         raise DataError(f"predictions for {key} contain NaN or infinite values")
     return array
 
@@ -70,60 +70,107 @@ def write_submission(predictions, out_dir):
     return out_dir
 
 
+class PredictionTable:
+    """Predictions as flat arrays: image ``keys[i]`` owns ``rows[offsets[i]:offsets[i + 1]]``."""
+
+    def __init__(self, keys, rows, counts):
+        self.keys = list(keys)
+        self.rows = rows
+        self.offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+
+    @classmethod
+    def from_dict(cls, predictions):
+        arrays = [as_rows(key, rows, check_values=False) for key, rows in predictions.items()]
+        rows = np.concatenate(arrays) if arrays else np.zeros((0, COLUMNS))
+        table = cls(predictions.keys(), rows, [len(a) for a in arrays])
+        if not np.isfinite(rows).all():
+            bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))[0]
+            key = table.keys[np.searchsorted(table.offsets, bad, side="right") - 1]
+            raise DataError(f"predictions for {key} contain NaN or infinite values")
+        return table
+
+    def to_dict(self):
+        return {key: self.rows[a:b] for key, a, b in zip(self.keys, self.offsets[:-1], self.offsets[1:])}
+
+
 def read_submission(pred_dir):
     """The in-memory form of a submission folder; DataError naming file and line if malformed."""
+    return read_submission_table(pred_dir).to_dict()
+
+
+def read_submission_table(pred_dir):
+    """A submission folder as a PredictionTable (one bulk parse of every file)."""
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise DataError(f"prediction folder not found: {pred_dir}")
-    predictions = {}
+    keys, paths = [], []
     with os.scandir(pred_dir) as events:
         event_dirs = sorted(e.path for e in events if e.is_dir() and not e.name.startswith("."))
     for event_dir in event_dirs:
         event = os.path.basename(event_dir)
         with os.scandir(event_dir) as files:
             names = sorted(f.name for f in files if f.name.endswith(".txt") and f.is_file())
-        for name in names:
-            path = os.path.join(event_dir, name)
-            predictions[f"{event}/{name[:-4]}"] = read_prediction_file(path)
-    return predictions
+        keys += [f"{event}/{name[:-4]}" for name in names]
+        paths += [os.path.join(event_dir, name) for name in names]
+
+    bodies, counts = [], []
+    for path in paths:
+        body, count = _split_file(path)
+        if count:
+            bodies.append(body)
+        counts.append(count)
+    rows = _parse_rows(b"\n".join(bodies)) if bodies else np.zeros((0, COLUMNS))
+    if rows is None or len(rows) != sum(counts):
+        for path in paths:  # find the culprit and name it
+            read_prediction_file(path)
+        raise DataError(f"{pred_dir}: cannot parse the prediction files")
+    return PredictionTable(keys, rows, counts)
 
 
 def read_prediction_file(path):
     """The (N, 5) rows of one prediction file."""
+    body, count = _split_file(path)
+    if not count:
+        return np.zeros((0, COLUMNS))
+    rows = _parse_rows(body)
+    if rows is None:
+        _raise_bad_line(path, body)
+    return rows
+
+
+def _split_file(path):
+    """(detection lines, their number) of a file, checked against its count line."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as err:
         raise DataError(f"cannot read {path} ({err.strerror})") from None
-    if not data.strip():
-        return np.zeros((0, COLUMNS))  # an empty file: no detections
-    parts = data.split(b"\n", 2)
-    if len(parts) < 2:
-        raise DataError(f"{path}: line 2: the number of detections is missing")
+    first = data.find(b"\n")
+    second = data.find(b"\n", first + 1) if first >= 0 else -1
+    if first < 0 or second < 0:
+        if not data.strip():
+            return b"", 0  # an empty file: no detections
+        second = len(data)
+        if first < 0:
+            raise DataError(f"{path}: line 2: the number of detections is missing")
     try:
-        count = int(parts[1])
+        count = int(data[first + 1 : second])
     except ValueError:
-        raise DataError(f"{path}: line 2: expected the number of detections, got {_show(parts[1])}") from None
-    body = parts[2].rstrip() if len(parts) > 2 else b""
+        raise DataError(f"{path}: line 2: expected the number of detections, got {_show(data[first + 1 : second])}") from None
     if count < 0:
         raise DataError(f"{path}: line 2: negative number of detections ({count})")
-    if not body:
-        if count:
-            raise DataError(f"{path}: says {count} detections but has none")
-        return np.zeros((0, COLUMNS))
-    rows = _parse_rows(body)
-    if rows is None:
-        _raise_bad_line(path, body)
-    if len(rows) != count:
-        raise DataError(f"{path}: says {count} detections but has {len(rows)} lines")
-    return rows
+    body = data[second + 1 :].rstrip()
+    lines = body.count(b"\n") + 1 if body else 0
+    if lines != count:
+        raise DataError(f"{path}: says {count} detections but has {lines} detection lines")
+    return body, count
 
 
 def _parse_rows(body):
     """(N, 5) float64 rows, or None if some line is not five finite numbers.
 
-    Fast path for big submissions: one C-level parse of the whole file, with a NaN appended to
-    every line; values must be finite, so the NaNs must land exactly in a sixth column.
+    One C-level parse of all lines, with a NaN appended to every line: values must be finite,
+    so the NaNs must land exactly in a sixth column, which checks every line has five numbers.
     """
     text = body.replace(b"\n", b" nan\n") + b" nan"
     try:
