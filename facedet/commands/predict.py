@@ -43,6 +43,6 @@ def run(args):
         # Predictions on the sample set carry its marker, so evaluate can say what they are.
         shutil.copyfile(f"{args.wider}/{MARKER}", f"{args.out}/{MARKER}")
     faces = sum(len(rows) for rows in predictions.values())
-    print(f"wrote {len(predictions)} prediction files ({faces} detections, {detector.arch} {args.weights}, "
+    print(f"wrote {len(predictions)} prediction files ({faces} detections; {detector.arch}, weights {args.weights}, "
           f"{args.protocol} protocol) to {args.out}")
     return 0

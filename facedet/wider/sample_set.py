@@ -35,11 +35,12 @@ CROP_MARGIN = {"left": 0.22, "right": 0.22, "top": 0.45, "bottom": 0.2}
 
 EASY_MIN, MEDIUM_MIN, HARD_MIN = 50, 25, 10  # face height (px) thresholds of the settings
 
-# Image kinds, cycled so that even a few images cover all sizes: (event, faces, face widths px).
+# Image kinds, cycled so that even a few images cover all sizes:
+# (event, number of faces, face widths in px, how many of the faces are tiny: 6-9 px wide).
 KINDS = (
-    ("0--Portrait", (1, 1), (90, 160)),
-    ("1--Group", (2, 4), (28, 80)),
-    ("2--Crowd", (5, 9), (7, 30)),
+    ("0--Portrait", (1, 1), (90, 160), 0),
+    ("1--Group", (2, 4), (28, 80), 0),
+    ("2--Crowd", (5, 9), (10, 30), 1),
 )
 IMAGE_SIZES = ((480, 360), (400, 400), (360, 480))  # (width, height)
 
@@ -86,13 +87,13 @@ def _load_head(name, face):
 
 
 def _compose(rng, heads, index):
-    event, (min_faces, max_faces), (min_width, max_width) = KINDS[index % len(KINDS)]
+    event, (min_faces, max_faces), (min_width, max_width), tiny = KINDS[index % len(KINDS)]
     width, height = IMAGE_SIZES[(index // len(KINDS)) % len(IMAGE_SIZES)]
     canvas = _background(rng, width, height)
     faces, taken = [], []
-    for _ in range(int(rng.integers(min_faces, max_faces + 1))):
+    for n in range(int(rng.integers(min_faces, max_faces + 1))):
         crop, face = heads[int(rng.integers(len(heads)))]
-        face_width = min_width + (max_width - min_width) * rng.random()
+        face_width = (6 + 3 * rng.random()) if n < tiny else min_width + (max_width - min_width) * rng.random()
         factor = face_width / (face[2] - face[0])
         size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
         if size[0] >= width or size[1] >= height:

@@ -1,0 +1,86 @@
+"""How long ``python -m facedet evaluate`` takes on the full WIDER FACE validation set.
+
+Writes synthetic submissions for all 3,226 validation images (from the real ground truth, see
+``facedet.wider.synthetic``) at three sizes, then times the whole command (a fresh process:
+interpreter start, imports, reading the files, the evaluation) and, for comparison, the plain
+image-by-image, threshold-by-threshold implementation of the same protocol.
+
+    python benchmarks/bench_evaluate.py [--gt DIR] [--repeat 5] [--plain]
+
+``--gt`` defaults to $FACEDET_WIDER_GT. The target is under 1 s for the command on a 2-core machine.
+Wall time depends on what else runs; CPU time (user + sys) is printed too.
+"""
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from facedet.wider.evaluation import evaluate  # noqa: E402
+from facedet.wider.ground_truth import load_ground_truth  # noqa: E402
+from facedet.wider.plain_evaluation import plain_evaluate  # noqa: E402
+from facedet.wider.submission import write_submission  # noqa: E402
+from facedet.wider.synthetic import synthetic_predictions  # noqa: E402
+
+# (label, generator parameters): detections per image from few (a confident detector such as
+# EXTD) to the 750 cap (EResFD at threshold 0.05 fills it on almost every image).
+SIZES = [
+    ("~12 per image", dict(score_decimals=3, box_decimals=1)),
+    ("~65 per image", dict(false_positives=60.0, score_decimals=3, box_decimals=1)),
+    ("750 per image", dict(false_positives=800.0, max_per_image=750, score_decimals=3, box_decimals=1)),
+]
+
+
+def time_command(pred_dir, gt_dir, repeat):
+    cmd = [sys.executable, "-m", "facedet", "evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--json"]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)  # warm the file cache and the gt cache
+    walls, cpus = [], []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), min(walls), statistics.median(cpus)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gt", default=os.environ.get("FACEDET_WIDER_GT"), help="WIDER FACE eval-tools ground truth")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--plain", action="store_true", help="also time the plain per-image implementation (minutes)")
+    args = parser.parse_args()
+    if not args.gt:
+        parser.error("pass --gt DIR or set FACEDET_WIDER_GT")
+    gt = load_ground_truth(args.gt)
+    print(f"python -m facedet evaluate, {len(gt.keys)} validation images, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, params in SIZES:
+            predictions = synthetic_predictions(gt, 0, **params)
+            folder = write_submission(predictions, Path(tmp) / label.split()[0].strip("~"))
+            lines = sum(len(rows) for rows in predictions.values())
+            wall, best, cpu = time_command(folder, args.gt, args.repeat)
+            print(f"  {label:>14} ({lines:>9,} lines): {wall:.2f} s wall (best {best:.2f} s), {cpu:.2f} s CPU")
+            if args.plain and label.startswith("~12"):
+                start = time.perf_counter()
+                plain = plain_evaluate(predictions, args.gt)
+                plain_s = time.perf_counter() - start
+                start = time.perf_counter()
+                fast = evaluate(predictions, args.gt)
+                fast_s = time.perf_counter() - start
+                same = "identical APs" if plain.as_dict() == fast.as_dict() else "APs DIFFER"
+                print(f"  plain per-image implementation, in process: {plain_s:.1f} s; vectorised: {fast_s:.2f} s ({same})")
+
+
+if __name__ == "__main__":
+    main()
