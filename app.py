@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app_support.page import PAGES, setup
-from app_support.store import store_location
+from app_support.engine import store_location
 from facedet.weights import PRETRAINED, cache_dir, local_copy, weights_dir
 
 

@@ -50,6 +50,20 @@ def detections(model_key, image_key, _image):
     return dets, sum(timings.values()), det.auto_scale(*_image.shape[:2])
 
 
+@st.cache_data(max_entries=64, show_spinner="Finding the removed filters…")
+def removed_filters(arch, criterion, rate, source):
+    """{layer: removed filter indices} of ``arch`` pruned by ``criterion`` at ``rate``: from the
+    published checkpoint (its all-zero filters) or from the engine's one-shot selection."""
+    if source == "published":
+        from facedet.viz.layers import zero_filters
+
+        zeros = zero_filters(detector(published_key(f"{arch}-{criterion}-{round(rate * 100)}")).model)
+        return {layer: indices for layer, indices in zeros.items() if indices}
+    from app_support.engine import layer_selection
+
+    return layer_selection(detector(published_key(arch)).model, arch, criterion, rate)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def parameter_count(model_key):
     from facedet.params import count_parameters

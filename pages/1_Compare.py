@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_support import cached
 from app_support.page import legend, setup
-from app_support.store import oneshot_criteria, session_checkpoints
+from app_support.engine import oneshot_criteria, session_checkpoints
 from facedet.compare import match_detections
 from facedet.errors import FacedetError
 from facedet.images import read_image

@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_support import cached
 from app_support.page import setup
-from app_support.store import user_runs
+from app_support.engine import user_runs
 from facedet.viz.tradeoffs import COSTS, SUBSETS, tradeoff_figure, tradeoff_table
 from facedet.weights import PRETRAINED
 

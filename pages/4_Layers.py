@@ -1,11 +1,81 @@
-"""Layers: Which filters each criterion removes, layer by layer."""
+"""Layers: which filters each criterion removes, layer by layer, and how far FPGM and L1 agree."""
 
 import streamlit as st
 
+from app_support import cached
 from app_support.page import setup
-from app_support.store import open_store
+from app_support.engine import oneshot_criteria
+from facedet.errors import FacedetError
+from facedet.viz.layers import filter_map_figure, layer_table, removed_figure, share_figure
 
-setup("Layers", "Which filters each criterion removes, layer by layer")
-if open_store() is None:
-    st.warning("The pruning engine (package `pruning`) is not available in this installation.")
+DETECTORS = {"eresfd": "EResFD", "extd": "EXTD"}
+SOURCES = {
+    "published": "The paper's published checkpoints (after SFP training)",
+    "oneshot": "One-shot selection on the dense model (what each criterion picks first)",
+}
+
+setup("Layers", "Which filters each criterion removes, layer by layer: redundant (FPGM) or small (L1)?")
+
+controls = st.columns([1, 2, 2])
+arch = controls[0].radio("Detector", list(DETECTORS), format_func=DETECTORS.get, key="layers_arch")
+source = controls[1].radio("Pruned filters from", list(SOURCES), format_func=SOURCES.get, key="layers_source")
+if source == "published":
+    criteria = ["fpgm", "l1"]
+    rate = controls[2].select_slider("Pruning rate", [10, 20, 30, 40, 50], value=30, format_func=lambda r: f"{r} %",
+                                     key="layers_rate")
+else:
+    available = oneshot_criteria()
+    if not available:
+        st.warning("The pruning engine (package `pruning`) is not available, so one-shot selections are off; "
+                   "the published checkpoints can still be inspected.")
+        st.stop()
+    criteria = controls[2].multiselect("Criteria (two to compare)", available, default=[c for c in ("fpgm", "l1") if c in available],
+                                       max_selections=2, format_func=str.upper, key="layers_criteria")
+    rate = controls[2].select_slider("Pruning rate", list(range(5, 95, 5)), value=30, format_func=lambda r: f"{r} %",
+                                     key="layers_oneshot_rate")
+    if not criteria:
+        st.info("Pick at least one criterion.")
+        st.stop()
+
+try:
+    removed = {c: cached.removed_filters(arch, c, rate / 100, source) for c in criteria}
+    dense = cached.detector(cached.published_key(arch)).model
+except FacedetError as err:
+    st.error(f"Cannot load the models: {err}")
     st.stop()
+table = layer_table(dense, removed)
+
+totals = st.columns(len(criteria) + (1 if len(criteria) == 2 else 0))
+for column, c in zip(totals, criteria):
+    column.metric(f"Filters removed by {c.upper()}", f"{int(table[f'removed_{c}'].sum()):,} of {int(table['filters'].sum()):,}")
+if len(criteria) == 2:
+    both = int(table["common"].sum())
+    union = int(sum(table[f"removed_{c}"].sum() for c in criteria)) - both
+    totals[-1].metric("Chosen by both", f"{both:,} ({both / union:.0%} overlap)" if union else "—")
+
+st.subheader("Filters removed per layer")
+st.plotly_chart(removed_figure(table, criteria), width="stretch", theme=None)
+st.caption(
+    f"{len(table)} layers pruned (every convolution except the detection head). "
+    + ("The line is the Jaccard overlap of the two criteria's removed sets in each layer: 100 % means they chose "
+       "exactly the same filters. " if len(criteria) == 2 else "")
+    + ("Published checkpoints: the filters whose weights are all zero after the authors' SFP training and "
+       "fine-tuning." if source == "published" else
+       "One-shot: the pruning engine's selection on the dense published weights, no training.")
+)
+
+st.subheader("Share of the parameters, before and after")
+shown = st.radio("Criterion", criteria, format_func=str.upper, horizontal=True, key="layers_share")
+st.plotly_chart(share_figure(table, shown), width="stretch", theme=None)
+
+st.subheader("Which filters, in one layer")
+layer = st.selectbox("Layer", table["layer"], key="layers_layer")
+filters = int(table.loc[table["layer"] == layer, "filters"].iloc[0])
+st.plotly_chart(filter_map_figure(removed, layer, filters), width="stretch", theme=None)
+for c in criteria:
+    st.caption(f"{c.upper()} removes filters {sorted(removed[c].get(layer) or []) or 'none'} of {filters}.")
+
+with st.expander("The numbers, per layer"):
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.download_button("Download as CSV", data=table.to_csv(index=False),
+                       file_name=f"layers-{arch}-{source}-{rate}.csv", mime="text/csv")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_support.page import setup
-from app_support.store import open_store
+from app_support.engine import open_store
 
 setup("Results", "Your runs from the results store")
 if open_store() is None:

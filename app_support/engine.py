@@ -1,4 +1,5 @@
-"""The results store of the pruning engine, as the pages see it: where it is and its runs."""
+"""The pruning engine (package ``pruning``) as the pages use it: criteria, one-shot pruning, filter
+selections, the results store and the session queue. The one place that knows the engine's API."""
 
 from pathlib import Path
 
@@ -37,3 +38,10 @@ def oneshot_criteria():
     except ImportError:
         return []
     return list(CRITERIA)
+
+
+def layer_selection(model, arch, criterion, rate):
+    """{layer: removed filter indices} that ``criterion`` picks at ``rate`` on ``model`` (one shot)."""
+    from pruning import layer_selection as select
+
+    return select(model, arch, criterion, rate)

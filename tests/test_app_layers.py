@@ -1,0 +1,38 @@
+"""The Layers page (streamlit AppTest) on the published checkpoints: removed filters and agreement."""
+
+from pathlib import Path
+
+import torch
+from streamlit.testing.v1 import AppTest
+
+from facedet.weights import load_checkpoint
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def zero_filters(name):
+    """{conv weight key: set of all-zero output filters} of a published checkpoint, independently."""
+    state = load_checkpoint(name).state_dict
+    return {key: set(torch.nonzero(w.flatten(1).abs().sum(1) == 0).flatten().tolist())
+            for key, w in state.items() if key.endswith(".weight") and w.dim() == 4}
+
+
+def test_published_selections_and_their_overlap(weights_dir):
+    at = AppTest.from_file(APP, default_timeout=300).switch_page("pages/4_Layers.py").run()
+    assert not at.exception
+    fpgm, l1 = zero_filters("eresfd-fpgm-30"), zero_filters("eresfd-l1-30")
+    total_filters = sum(w.shape[0] for k, w in load_checkpoint("eresfd").state_dict.items()
+                        if k.endswith(".weight") and w.dim() == 4 and (fpgm[k] or l1[k]))
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Filters removed by FPGM"] == f"{sum(map(len, fpgm.values())):,} of {total_filters:,}"
+    assert metrics["Filters removed by L1"] == f"{sum(map(len, l1.values())):,} of {total_filters:,}"
+    both = sum(len(fpgm[k] & l1[k]) for k in fpgm)
+    assert metrics["Chosen by both"].startswith(f"{both:,} (")
+    assert len(at.get("plotly_chart")) == 3
+
+    at.selectbox(key="layers_layer").set_value("base.conv3.0").run()
+    assert f"FPGM removes filters {sorted(fpgm['base.conv3.0.weight'])}" in at.caption[-2].value
+
+    at.select_slider(key="layers_rate").set_value(50).run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Filters removed by FPGM"].startswith(f"{sum(map(len, zero_filters('eresfd-fpgm-50').values())):,} of")
