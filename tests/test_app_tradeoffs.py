@@ -77,3 +77,10 @@ def test_latency_axis_waits_for_the_user(page):
     assert at.button[0].label == "Measure latency now"
     # Nothing is timed until asked, and published detectors have no latency here: no paper curves yet.
     assert not any(t.name.startswith("Paper: E") for t in figure(at)[0])
+
+
+def test_png_export(page):
+    at = page
+    at.button[0].click().run()  # "Make a PNG of the chart": Kaleido drives the installed Chromium
+    assert not at.exception and not at.error
+    assert [b.label for b in at.download_button][-1] == "Download the PNG"
