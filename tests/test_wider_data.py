@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from facedet.errors import DataError
+from facedet.errors import DataError, ImageError
 from facedet.images import read_image
 from facedet.wider.annotations import read_annotations, valid_xyxy
 from facedet.wider.dataset import WiderFaceDataset
@@ -151,3 +151,22 @@ def test_split_listing_without_annotations_and_bad_roots(tmp_path, sample):
         split_images(sample, "dev")
     with pytest.raises(DataError, match="split must be"):
         WiderFaceDataset(root, "test")
+
+
+def test_dataset_images_keep_their_stored_pixel_order(tmp_path):
+    # A JPEG tagged "rotate 90": user photos are turned upright, data-set images must not be,
+    # because their annotations refer to the stored pixels (as in the authors' scripts).
+    from PIL import Image
+
+    from facedet.wider.layout import load_image
+
+    pixels = np.zeros((40, 100, 3), dtype=np.uint8)
+    pixels[:, :50] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "tagged.jpg"
+    Image.fromarray(pixels).save(path, exif=exif)
+    assert load_image(path).shape == (40, 100, 3)
+    assert read_image(path).shape == (100, 40, 3)
+    with pytest.raises(ImageError, match="cannot read data-set image"):
+        load_image(tmp_path / "missing.jpg")

@@ -3,9 +3,8 @@
 from torch.utils.data import Dataset
 
 from facedet.errors import DataError
-from facedet.images import read_image
 from facedet.wider.annotations import read_annotations, valid_xyxy
-from facedet.wider.layout import annotation_file, check_split
+from facedet.wider.layout import annotation_file, check_split, load_image
 
 
 class WiderFaceDataset(Dataset):
@@ -35,7 +34,7 @@ class WiderFaceDataset(Dataset):
 
     def __getitem__(self, index):
         name, boxes = self.items[index]
-        image = read_image(self.images_dir / name)
+        image = load_image(self.images_dir / name)
         boxes = boxes.copy()
         if self.transform is not None:
             return self.transform(image, boxes)

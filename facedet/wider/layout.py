@@ -7,7 +7,7 @@
 
 from pathlib import Path
 
-from facedet.errors import DataError
+from facedet.errors import DataError, ImageError
 
 SPLITS = ("train", "val", "test")
 # A generated sample set (facedet.wider.sample_set) has this file at its root; commands that see
@@ -65,3 +65,19 @@ def is_sample_set(path):
     """True if ``path`` is a generated sample set or inside one (up to three folders down)."""
     path = Path(path).resolve()
     return any((folder / MARKER).is_file() for folder in [path, *list(path.parents)[:3]])
+
+
+def load_image(path):
+    """A data-set image as RGB uint8, pixels as stored.
+
+    Unlike ``facedet.images.read_image`` (for user photos) no EXIF rotation is applied: the
+    annotations, like the authors' scripts (Pillow, then RGB), use the stored pixel order.
+    """
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return np.array(img.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"cannot read data-set image {path} ({err})") from None

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from facedet.wider.layout import split_images
+from facedet.wider.layout import load_image, split_images
 from facedet.wider.submission import write_submission, xyxy_to_xywh
 
 PROTOCOLS = ("single", "paper")
@@ -38,8 +38,7 @@ def predict_split(detector, root, split="val", protocol="single", out_dir=None, 
     the ``single`` protocol (default: the detector's automatic scale).
     """
     from facedet.errors import DataError
-    from facedet.images import read_image
-
+    
     if protocol not in PROTOCOLS:
         raise DataError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     images = split_images(root, split)
@@ -51,7 +50,7 @@ def predict_split(detector, root, split="val", protocol="single", out_dir=None, 
         for done, (key, path) in enumerate(images, start=1):
             if _cancelled(cancel):
                 break
-            image = read_image(path)
+            image = load_image(path)
             if protocol == "paper":
                 dets = paper_detect(detector, image)
             else:
