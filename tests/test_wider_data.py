@@ -170,3 +170,18 @@ def test_dataset_images_keep_their_stored_pixel_order(tmp_path):
     assert read_image(path).shape == (100, 40, 3)
     with pytest.raises(ImageError, match="cannot read data-set image"):
         load_image(tmp_path / "missing.jpg")
+
+
+def test_mat_reader_handles_compressed_files_and_refuses_garbage(tmp_path):
+    cells = np.empty((2, 1), dtype=object)
+    cells[0, 0], cells[1, 0] = np.arange(6, dtype=np.uint16).reshape(3, 2), "text"
+    path = tmp_path / "small.mat"
+    scipy.io.savemat(str(path), {"cells": cells, "other": np.eye(2)}, do_compression=True)
+    value = read_mat(path, ["cells"])["cells"]
+    np.testing.assert_array_equal(value[0, 0], np.arange(6).reshape(3, 2))
+    assert value[1, 0] == "text"
+    with pytest.raises(DataError, match="no variable 'gt_list'"):
+        read_mat(path, ["gt_list"])
+    (tmp_path / "garbage.mat").write_bytes(b"MATLAB 5.0 MAT-file" + bytes(range(256)) * 3)
+    with pytest.raises(DataError, match="garbage.mat"):
+        read_mat(tmp_path / "garbage.mat", ["gt_list"])

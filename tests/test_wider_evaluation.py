@@ -31,6 +31,13 @@ def _case_predictions(gt, case):
     return synthetic_predictions(gt, case["seed"], **params)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def facedet_cli(*args):
+    return subprocess.run([sys.executable, "-m", "facedet", *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+
+
 CASE_NAMES = [c["name"] for c in json.loads(
     (Path(__file__).parent / "fixtures" / "wider_eval_reference.json").read_text())["cases"]]
 
@@ -153,14 +160,14 @@ def test_bad_inputs_are_one_line_errors(gt, wider_gt_dir, tmp_path):
 
 def test_cli_prints_the_three_aps(gt, wider_gt_dir, tmp_path):
     write_submission(synthetic_predictions(gt, 0), tmp_path / "pred")
-    cmd = [sys.executable, "-m", "facedet", "evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(wider_gt_dir)]
-    as_json = subprocess.run(cmd + ["--json"], capture_output=True, text=True, check=True)
+    as_json = facedet_cli("evaluate", "--pred", tmp_path / "pred", "--gt", wider_gt_dir, "--json")
+    assert as_json.returncode == 0, as_json.stderr
     numbers = json.loads(as_json.stdout)
     assert numbers == pytest.approx(evaluate(tmp_path / "pred", wider_gt_dir).as_dict(), abs=1e-15)
-    text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    text = facedet_cli("evaluate", "--pred", tmp_path / "pred", "--gt", wider_gt_dir).stdout
     assert f"Easy   {numbers['easy']:.4f}" in text and f"Hard   {numbers['hard']:.4f}" in text
     assert "sample set" not in text  # the real ground truth: no notice
-    bad = subprocess.run(cmd[:5] + [str(tmp_path / "missing"), "--gt", str(wider_gt_dir)], capture_output=True, text=True)
+    bad = facedet_cli("evaluate", "--pred", tmp_path / "missing", "--gt", wider_gt_dir)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and "prediction folder not found" in bad.stderr
 
@@ -169,7 +176,7 @@ def test_evaluate_command_never_imports_torch_or_scipy(gt, wider_gt_dir, tmp_pat
     write_submission({gt.keys[0]: np.array([[1.0, 2.0, 30.0, 40.0, 0.9]])}, tmp_path)
     run = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "facedet", "evaluate", "--pred", str(tmp_path), "--gt",
-         str(wider_gt_dir), "--json"], capture_output=True, text=True, check=True)
+         str(wider_gt_dir), "--json"], capture_output=True, text=True, check=True, cwd=ROOT)
     imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if "|" in line}
     assert "numpy" in imported
     assert not {name for name in imported if name.split(".")[0] in ("torch", "scipy", "cv2", "PIL")}

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,13 @@ from facedet.wider.layout import NOTICE
 from facedet.wider.protocols import box_vote, paper_detect, predict_split
 from facedet.wider.sample_set import write_sample_set
 from facedet.wider.submission import read_submission
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def facedet_cli(*args):
+    return subprocess.run([sys.executable, "-m", "facedet", *map(str, args)], capture_output=True, text=True, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -66,24 +74,20 @@ def test_paper_protocol_matches_the_authors_code(eresfd, assets_dir, fixtures_di
 
 def test_predict_then_evaluate_on_the_sample_set(sample, weights_dir, tmp_path):
     out = tmp_path / "pred"
-    run = subprocess.run(
-        [sys.executable, "-m", "facedet", "predict", "--wider", str(sample), "--split", "val", "--weights",
-         str(weights_dir / "eresfd.pth"), "--protocol", "single", "--out", str(out)],
-        capture_output=True, text=True)
+    run = facedet_cli("predict", "--wider", sample, "--split", "val", "--weights", weights_dir / "eresfd.pth",
+                      "--protocol", "single", "--out", out)
     assert run.returncode == 0, run.stderr
     assert NOTICE in run.stderr and "wrote 3 prediction files" in run.stdout
     predictions = read_submission(out)
     assert len(predictions) == 3 and all(len(rows) for rows in predictions.values())
     gt_dir = sample / "eval_tools" / "ground_truth"
-    evaluated = subprocess.run([sys.executable, "-m", "facedet", "evaluate", "--pred", str(out), "--gt", str(gt_dir)],
-                               capture_output=True, text=True)
+    evaluated = facedet_cli("evaluate", "--pred", out, "--gt", gt_dir)
     assert evaluated.returncode == 0, evaluated.stderr
     assert NOTICE in evaluated.stdout
     result = evaluate(out, gt_dir)
     # The published EResFD finds the pasted faces: a portrait, a group and a crowd.
     assert result.easy > 0.9 and result.medium > 0.8 and result.hard > 0.5
-    as_json = subprocess.run([sys.executable, "-m", "facedet", "evaluate", "--pred", str(out), "--gt", str(gt_dir),
-                              "--json"], capture_output=True, text=True)
+    as_json = facedet_cli("evaluate", "--pred", out, "--gt", gt_dir, "--json")
     assert json.loads(as_json.stdout) == pytest.approx(result.as_dict(), abs=1e-15)
     assert NOTICE in as_json.stderr
 
@@ -114,6 +118,5 @@ def test_predict_refuses_bad_arguments_before_loading_a_model(sample, tmp_path):
         (["--wider", str(sample), "--protocol", "paper", "--scale", "2"], "--scale"),
         (["--wider", str(sample), "--limit", "0"], "--limit"),
     ]:
-        run = subprocess.run([sys.executable, "-m", "facedet", "predict", "--out", str(tmp_path / "o"), *args],
-                             capture_output=True, text=True)
+        run = facedet_cli("predict", "--out", tmp_path / "o", *args)
         assert run.returncode == 2 and message in run.stderr and run.stderr.count("\n") == 1

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from facedet.errors import DataError
 from facedet.wider.layout import load_image, split_images
 from facedet.wider.submission import write_submission, xyxy_to_xywh
 
@@ -37,8 +38,6 @@ def predict_split(detector, root, split="val", protocol="single", out_dir=None, 
     turns true the run stops and returns the images done so far. ``scale``: fixed scale for
     the ``single`` protocol (default: the detector's automatic scale).
     """
-    from facedet.errors import DataError
-    
     if protocol not in PROTOCOLS:
         raise DataError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     images = split_images(root, split)
@@ -55,15 +54,20 @@ def predict_split(detector, root, split="val", protocol="single", out_dir=None, 
                 dets = paper_detect(detector, image)
             else:
                 dets = detector.detect(image, scale=scale, threshold=SCORE_THRESHOLD)
-            rows = np.round(xyxy_to_xywh(dets), 2)
-            rows[:, 4] = np.round(np.asarray(dets, dtype=np.float64).reshape(-1, 5)[:, 4], 6)
-            predictions[key] = rows
+            predictions[key] = rows = _submission_rows(dets)
             if out_dir is not None:
                 write_submission({key: rows}, out_dir)
             report(done)
     finally:
         close()
     return predictions
+
+
+def _submission_rows(dets):
+    """x, y, w, h, score rows rounded to 0.01 px and 1e-6: short exact text, same numbers in memory."""
+    rows = np.round(xyxy_to_xywh(dets), 2)
+    rows[:, 4] = np.round(np.asarray(dets, dtype=np.float64).reshape(-1, 5)[:, 4], 6)
+    return rows
 
 
 def paper_detect(detector, image):
