@@ -116,6 +116,16 @@ def test_perfect_predictions_score_one_and_none_score_zero(gt, wider_gt_dir):
     assert evaluate({}, wider_gt_dir).as_dict() == {"easy": 0.0, "medium": 0.0, "hard": 0.0}
 
 
+def test_equal_scores_give_a_single_point_curve(gt, wider_gt_dir):
+    # The standard code divides 0 by 0 here and loses every detection; we keep them all.
+    predictions = {k: np.column_stack([v[:, :4], np.full(len(v), 0.7)]) for k, v in synthetic_predictions(gt, 5).items()}
+    result = evaluate(predictions, wider_gt_dir)
+    for setting in ("easy", "medium", "hard"):
+        precision, recall = result.curves[setting]
+        assert np.unique(precision).size == 1 and np.unique(recall).size == 1
+        assert getattr(result, setting) == pytest.approx(precision[0] * recall[0]) and recall[0] > 0.3
+
+
 def test_malformed_line_names_file_and_line(gt, wider_gt_dir, tmp_path):
     key = gt.keys[5]
     write_submission({key: np.array([[10, 20, 30, 40, 0.9], [1, 2, 3, 4, 0.5], [5, 6, 7, 8, 0.2]])}, tmp_path)
