@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from facedet.errors import WeightsError
+from facedet.paths import cache_dir
 
 _REGISTRY_FILE = Path(__file__).with_name("pretrained.json")
 CHECKPOINT_FORMAT = "facedet"
@@ -61,14 +62,6 @@ def pretrained_name(arch, criterion=None, rate=0.0):
 def weights_dir():
     value = os.environ.get("FACEDET_WEIGHTS_DIR")
     return Path(value).expanduser() if value else None
-
-
-def cache_dir():
-    value = os.environ.get("FACEDET_CACHE_DIR")
-    if value:
-        return Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "facedet"
 
 
 def sha256_of(path):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from facedet.errors import DataError
+from facedet.paths import cache_dir
 from facedet.wider.matfile import read_mat
 
 SETTINGS = ("easy", "medium", "hard")
@@ -66,7 +67,7 @@ def _load_cached(stamp):
     times. Small sets (the generated sample set) are not worth a file.
     """
     digest = hashlib.sha256(repr((CACHE_VERSION, stamp)).encode()).hexdigest()[:24]
-    cache = _cache_dir() / f"wider-gt-{digest}.npz"
+    cache = cache_dir() / f"wider-gt-{digest}.npz"
     try:
         with np.load(cache, allow_pickle=False) as data:
             text = str(data["keys"])
@@ -82,12 +83,6 @@ def _load_cached(stamp):
         _save(cache, gt)
     return gt
 
-
-def _cache_dir():
-    value = os.environ.get("FACEDET_CACHE_DIR")
-    if value:
-        return Path(value).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facedet"
 
 
 def _save(cache, gt):
