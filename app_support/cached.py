@@ -30,12 +30,11 @@ def detector(model_key):
     if kind in ("published", "file"):
         return load_detector(rest, device="auto")
     if kind == "oneshot":
-        from pruning import one_shot_prune
+        from app_support.engine import one_shot
 
         arch, criterion, rate = rest.split(":")
         base = detector(published_key(arch))
-        model = one_shot_prune(base.model, arch, criterion, float(rate))
-        return Detector(model, arch, base.config, device="auto")
+        return Detector(one_shot(base.model, criterion, float(rate)), arch, base.config, device="auto")
     raise ValueError(f"unknown model key {model_key!r}")
 
 
@@ -61,7 +60,7 @@ def removed_filters(arch, criterion, rate, source):
         return {layer: indices for layer, indices in zeros.items() if indices}
     from app_support.engine import layer_selection
 
-    return layer_selection(detector(published_key(arch)).model, arch, criterion, rate)
+    return layer_selection(detector(published_key(arch)).model, criterion, rate)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
