@@ -26,6 +26,13 @@ def oneshot_criteria():
     return list(CRITERIA)
 
 
+def criterion_label(criterion):
+    """A criterion's display name ("FPGM", "L1 norm", "Network slimming" ...)."""
+    from pruning import CRITERIA
+
+    return CRITERIA[criterion].label if criterion in CRITERIA else criterion.upper()
+
+
 def one_shot(model, criterion, rate):
     """A masked copy of ``model``: ``criterion``'s one-shot filter selection at ``rate``, no training."""
     from pruning import one_shot_prune
@@ -39,7 +46,7 @@ def layer_selection(model, criterion, rate):
     """{layer: removed filter indices} that ``criterion`` picks at ``rate`` on ``model`` (one shot)."""
     from pruning import layer_selection as select
 
-    return {layer: [int(i) for i in indices] for layer, indices in select(copy.deepcopy(model), criterion, rate).items()}
+    return {layer: [int(i) for i in indices] for layer, indices in select(model, criterion, rate).items()}
 
 
 # ---- results store -----------------------------------------------------------------------------

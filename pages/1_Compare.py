@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_support import cached
 from app_support.page import legend, setup
-from app_support.engine import oneshot_criteria, session_checkpoints
+from app_support.engine import criterion_label, oneshot_criteria, session_checkpoints
 from facedet.compare import match_detections
 from facedet.errors import FacedetError
 from facedet.images import read_image
@@ -46,11 +46,11 @@ with st.sidebar:
         if not criteria:
             st.warning("The pruning engine is not available, so live pruning is off.")
         else:
-            criterion = st.selectbox("Criterion", criteria, format_func=str.upper, key="oneshot_criterion")
+            criterion = st.selectbox("Criterion", criteria, format_func=criterion_label, key="oneshot_criterion")
             rate = st.select_slider("Pruning rate", options=list(range(5, 95, 5)), value=30,
                                     format_func=lambda r: f"{r} %", key="oneshot_rate")
             pruned_key = cached.oneshot_key(arch, criterion, rate / 100)
-            pruned_label = (f"{DETECTORS[arch]} {criterion.upper()} {rate} %", "one-shot pruned just now, NO fine-tuning")
+            pruned_label = (f"{DETECTORS[arch]} {criterion_label(criterion)} {rate} %", "one-shot pruned just now, NO fine-tuning")
     else:
         sessions = session_checkpoints(arch)
         if not sessions:

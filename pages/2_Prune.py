@@ -28,7 +28,8 @@ with form:
     st.subheader("New session")
     with st.form("new_session", border=True):
         arch = st.radio("Detector", list(DETECTORS), format_func=DETECTORS.get, horizontal=True, key="prune_arch")
-        criterion = st.selectbox("Criterion", engine.oneshot_criteria(), format_func=str.upper, key="prune_criterion")
+        criterion = st.selectbox("Criterion", engine.oneshot_criteria(), format_func=engine.criterion_label,
+                                 key="prune_criterion")
         rate = st.select_slider("Pruning rate (per layer)", list(range(5, 95, 5)), value=30,
                                 format_func=lambda r: f"{r} %", key="prune_rate")
         sfp, finetune = st.columns(2)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_support import cached
 from app_support.page import setup
-from app_support.engine import oneshot_criteria
+from app_support.engine import criterion_label, oneshot_criteria
 from facedet.errors import FacedetError
 from facedet.viz.layers import filter_map_figure, layer_table, removed_figure, share_figure
 
@@ -30,7 +30,7 @@ else:
                    "the published checkpoints can still be inspected.")
         st.stop()
     criteria = controls[2].multiselect("Criteria (two to compare)", available, default=[c for c in ("fpgm", "l1") if c in available],
-                                       max_selections=2, format_func=str.upper, key="layers_criteria")
+                                       max_selections=2, format_func=criterion_label, key="layers_criteria")
     rate = controls[2].select_slider("Pruning rate", list(range(5, 95, 5)), value=30, format_func=lambda r: f"{r} %",
                                      key="layers_oneshot_rate")
     if not criteria:

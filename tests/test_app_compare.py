@@ -76,3 +76,19 @@ def test_bad_uploads_show_an_error_and_the_app_carries_on(page, assets_dir, name
     at.file_uploader(key="upload").set_value(None).run()  # back to the sample: all works again
     assert not at.exception and not at.error
     assert len(at.image) == 2
+
+
+def test_one_shot_prune_at_any_rate(page):
+    at = page
+    at.radio(key="source").set_value("oneshot").run()
+    at.selectbox(key="oneshot_criterion").set_value("fpgm")
+    at.select_slider(key="oneshot_rate").set_value(40).run()
+    assert not at.exception and not at.error
+    assert at.subheader[-1].value == "Pruned: EResFD FPGM 40 %"
+    assert "NO fine-tuning" in at.caption[-3].value
+    # The paper's count for EResFD at 40 % (Table 2 prints 57,055, a misprint for 59,055).
+    assert side_metrics(at)["Parameters (nonzero)"] == [nonzero("eresfd"), "59,055"]
+
+    at.select_slider(key="oneshot_rate").set_value(35).run()  # any 5 % step, not only the paper's
+    between = int(side_metrics(at)["Parameters (nonzero)"][1].replace(",", ""))
+    assert 59_055 < between < 69_746

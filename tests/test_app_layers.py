@@ -36,3 +36,18 @@ def test_published_selections_and_their_overlap(weights_dir):
     at.select_slider(key="layers_rate").set_value(50).run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Filters removed by FPGM"].startswith(f"{sum(map(len, zero_filters('eresfd-fpgm-50').values())):,} of")
+
+
+def test_one_shot_selections_differ_between_fpgm_and_l1(weights_dir):
+    at = AppTest.from_file(APP, default_timeout=300).switch_page("pages/4_Layers.py").run()
+    at.radio(key="layers_source").set_value("oneshot").run()
+    assert not at.exception
+    # NNI's rule: int(n * rate) filters of every conv outside the detection head.
+    state = load_checkpoint("eresfd").state_dict
+    sizes = [w.shape[0] for k, w in state.items()
+             if k.endswith(".weight") and w.dim() == 4 and not k.startswith(("loc.", "conf."))]
+    removed = sum(int(n * 0.3) for n in sizes)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Filters removed by FPGM"] == metrics["Filters removed by L1"] == f"{removed:,} of {sum(sizes):,}"
+    both = int(metrics["Chosen by both"].split(" ")[0].replace(",", ""))
+    assert 0 < both < removed  # redundant and small filters are not the same filters
