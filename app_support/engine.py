@@ -8,11 +8,15 @@ from pathlib import Path
 import streamlit as st
 
 
-def available():
+def available(*names):
+    """True when the engine provides every one of ``names`` (default: its criteria)."""
+    import importlib
+
     try:
-        import pruning  # noqa: F401
-        from pruning import CRITERIA  # noqa: F401  (a namespace package without the engine has none)
-    except ImportError:
+        engine = importlib.import_module("pruning")
+        for name in names or ("CRITERIA",):
+            getattr(engine, name)
+    except (ImportError, AttributeError):
         return False
     return True
 
@@ -53,7 +57,7 @@ def layer_selection(model, criterion, rate):
 
 def open_store():
     """The engine's ResultsStore at its configured location, or None without the engine."""
-    if not available():
+    if not available("ResultsStore"):
         return None
     from pruning import ResultsStore
 

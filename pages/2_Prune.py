@@ -12,8 +12,8 @@ DETECTORS = {"eresfd": "EResFD", "extd": "EXTD"}
 ACTIVE = ("queued", "running")
 
 setup("Prune", "Prune a detector, fine-tune it and evaluate it, in the background")
-if not engine.available():
-    st.warning("The pruning engine (package `pruning`) is not available in this installation.")
+if not engine.available("SessionQueue", "SessionConfig", "ResultsStore"):
+    st.warning("The pruning engine's sessions (package `pruning`) are not available in this installation.")
     st.stop()
 
 

@@ -16,8 +16,8 @@ COLUMNS = {  # store field -> column title
 }
 
 setup("Results", "Every pruning run in the results store")
-if not engine.available():
-    st.warning("The pruning engine (package `pruning`) is not available in this installation.")
+if not engine.available("ResultsStore"):
+    st.warning("The pruning engine's results store (package `pruning`) is not available in this installation.")
     st.stop()
 st.caption(f"Results store: {engine.store_location()}")
 
