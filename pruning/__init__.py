@@ -1,0 +1,47 @@
+"""pruning: filter pruning of the EXTD and EResFD face detectors (the paper's FPGM / L1 soft filter
+pruning, network slimming, Torch-Pruning criteria), fine-tuning, compaction and a results store.
+
+Public API (imported lazily, so ``import pruning`` is cheap):
+
+- ``CRITERIA``: ``{name: Criterion}`` (``fpgm``, ``l1``, ``l2``, ``taylor``, ``random``, ``slimming``).
+- ``one_shot_prune(model, criterion, rate) -> masks``: mask the selected filters in place;
+  masks are ``{conv name: BoolTensor[out_channels]}`` (True = kept).
+- ``select_filters(model, criterion, rate)`` / ``layer_selection(model, criterion, rate)``:
+  ``{layer: removed filter indices}``, the model untouched.
+- ``apply_masks``, ``masks_of``: put masks on a model, read them back from its zero filters.
+- ``compact_model(model) -> CompactResult``: physically remove pruned channels (equal outputs).
+- ``export_onnx(model, path)``, ``model_costs(model)``: deployment and cost figures.
+- ``SessionConfig``, ``run_session``, ``SessionQueue``: pruning + fine-tuning sessions with
+  progress callbacks and cancellation, one at a time in a background thread.
+- ``ResultsStore``: the SQLite store of every run.
+"""
+
+_EXPORTS = {
+    "CRITERIA": "pruning.criteria",
+    "PAPER_CRITERIA": "pruning.criteria",
+    "one_shot_prune": "pruning.criteria",
+    "select_filters": "pruning.criteria",
+    "layer_selection": "pruning.criteria",
+    "apply_masks": "pruning.masks",
+    "masks_of": "pruning.masks",
+    "compact_model": "pruning.compact",
+    "CompactResult": "pruning.compact",
+    "export_onnx": "pruning.deploy",
+    "onnx_session": "pruning.deploy",
+    "model_costs": "pruning.costs",
+    "SessionConfig": "pruning.session",
+    "run_session": "pruning.session",
+    "SessionQueue": "pruning.session",
+    "ResultsStore": "pruning.store",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pruning' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

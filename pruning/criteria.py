@@ -1,0 +1,198 @@
+"""Pruning criteria: which filters of every prunable conv to remove at a given rate.
+
+- ``fpgm`` and ``l1``: NNI 3.0's ``FPGMPruner`` and ``L1NormPruner``, configured as in the paper
+  (every conv outside the detection head, ``sparse_ratio`` = the rate in each layer).
+- ``l2``, ``taylor``, ``random``: Torch-Pruning's importance estimators, evaluated on each conv's
+  group of coupled layers (so filters tied by residual additions are scored together).
+- ``slimming`` (PruneFaceDet): the smallest |gamma| of the BatchNorm that follows each conv; the
+  L1 penalty that drives those gammas down is applied during training (``pruning.train``).
+
+Every criterion removes ``int(n * rate)`` of a layer's ``n`` filters (NNI's rule).
+"""
+
+import copy
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from facedet.errors import FacedetError
+from pruning.graph import dependency_graph, out_channel_group, prunable_convs
+from pruning.masks import apply_masks, masks_from_removed, removed_filters
+
+
+@dataclass(frozen=True)
+class Criterion:
+    name: str
+    label: str
+    library: str
+    description: str
+    needs_data: bool = False
+
+
+CRITERIA = {
+    c.name: c
+    for c in (
+        Criterion("fpgm", "FPGM", "NNI", "filters closest to the layer's geometric median (most redundant)"),
+        Criterion("l1", "L1 norm", "NNI", "filters with the smallest L1 norm (least important)"),
+        Criterion("l2", "L2 norm", "Torch-Pruning", "smallest L2 norm over the coupled layers"),
+        Criterion("taylor", "Taylor", "Torch-Pruning", "smallest first-order Taylor estimate |w * dL/dw|", True),
+        Criterion("random", "Random", "Torch-Pruning", "filters picked at random (a baseline)"),
+        Criterion("slimming", "Network slimming", "BatchNorm", "smallest |gamma| of the following BatchNorm"),
+    )
+}
+PAPER_CRITERIA = ("fpgm", "l1")
+
+
+def check_criterion(criterion):
+    if criterion not in CRITERIA:
+        raise FacedetError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
+    return CRITERIA[criterion]
+
+
+def check_rate(rate):
+    try:
+        rate = float(rate)
+    except (TypeError, ValueError):
+        raise FacedetError(f"the pruning rate must be a number, got {rate!r}") from None
+    if not 0.0 <= rate < 1.0:
+        raise FacedetError(f"the pruning rate must be at least 0 and below 1, got {rate:g}")
+    return rate
+
+
+def filters_to_remove(n, rate):
+    return int(n * rate)
+
+
+def select_filters(model, criterion, rate, batch=None, seed=0):
+    """``{conv name: removed filter indices (sorted)}`` that ``criterion`` picks at ``rate``.
+
+    ``model`` is not modified. ``batch`` ``(images, targets)`` is needed by ``taylor`` (default:
+    a few crops of the generated sample set); ``seed`` fixes ``random``.
+    """
+    check_criterion(criterion)
+    rate = check_rate(rate)
+    if rate == 0:
+        return {}
+    if criterion in ("fpgm", "l1"):
+        removed = _nni_selection(model, criterion, rate)
+    elif criterion == "slimming":
+        removed = _slimming_selection(model, rate)
+    else:
+        removed = _torch_pruning_selection(model, criterion, rate, batch, seed)
+    return {name: sorted(int(i) for i in idx) for name, idx in removed.items() if len(idx)}
+
+
+def one_shot_prune(model, criterion, rate, batch=None, seed=0):
+    """Mask the filters ``criterion`` selects at ``rate`` (in place); returns the masks."""
+    masks = masks_from_removed(model, select_filters(model, criterion, rate, batch=batch, seed=seed))
+    apply_masks(model, masks)
+    return masks
+
+
+def layer_selection(model, criterion, rate, batch=None, seed=0):
+    """``{layer name: removed filter indices}`` for every prunable layer (empty lists included);
+    the model is not modified. For comparing criteria layer by layer."""
+    removed = select_filters(model, criterion, rate, batch=batch, seed=seed)
+    return {name: removed.get(name, []) for name, _ in prunable_convs(model)}
+
+
+def _nni_selection(model, criterion, rate):
+    from nni.compression.pruning import FPGMPruner, L1NormPruner
+
+    pruner_class = FPGMPruner if criterion == "fpgm" else L1NormPruner
+    work = copy.deepcopy(model).cpu()
+    names = [name for name, _ in prunable_convs(work)]
+    config = [{"op_types": ["Conv2d"], "op_names": names, "sparse_ratio": rate}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruner = pruner_class(work, config)
+        _, masks = pruner.compress()
+        pruner.unwrap_model()
+    removed = {}
+    for name in names:
+        weight_mask = masks[name]["weight"]
+        keep = weight_mask.flatten(1).ne(0).any(dim=1)
+        removed[name] = torch.nonzero(~keep).flatten().tolist()
+    return removed
+
+
+def _torch_pruning_selection(model, criterion, rate, batch, seed):
+    import torch_pruning as tp
+
+    work = copy.deepcopy(model)
+    if criterion == "l2":
+        importance = tp.importance.MagnitudeImportance(p=2)
+    elif criterion == "random":
+        importance = tp.importance.RandomImportance()
+    else:
+        importance = tp.importance.TaylorImportance()
+        _accumulate_gradients(work, batch)
+    graph = _quiet(dependency_graph, work)
+    removed = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for name, conv in prunable_convs(work):
+            k = filters_to_remove(conv.out_channels, rate)
+            if k == 0:
+                continue
+            scores = importance(out_channel_group(graph, conv)).detach().cpu()
+            removed[name] = torch.argsort(scores, stable=True)[:k].tolist()
+    return removed
+
+
+def _slimming_selection(model, rate):
+    graph = _quiet(dependency_graph, model)
+    removed = {}
+    for name, conv in prunable_convs(model):
+        bn = following_batchnorm(graph, conv)
+        k = filters_to_remove(conv.out_channels, rate)
+        if bn is None or k == 0:
+            continue  # no scaling factor to judge this conv by: it keeps all its filters
+        removed[name] = torch.argsort(bn.weight.detach().abs().cpu(), stable=True)[:k].tolist()
+    return removed
+
+
+def following_batchnorm(graph, conv):
+    """The BatchNorm that directly and only consumes ``conv``'s output, or None."""
+    # A layer called several times (EXTD's shared backbone) lists its consumer once per call.
+    consumers = {id(node.module): node.module for node in graph.module2node[conv].outputs}
+    if len(consumers) == 1:
+        (module,) = consumers.values()
+        if isinstance(module, nn.BatchNorm2d):
+            return module
+    return None
+
+
+def slimming_batchnorms(model):
+    """The BatchNorms whose gammas network slimming penalises (those after prunable convs)."""
+    graph = _quiet(dependency_graph, model)
+    found = [following_batchnorm(graph, conv) for _, conv in prunable_convs(model)]
+    return [bn for bn in found if bn is not None]
+
+
+def _accumulate_gradients(model, batch):
+    from pruning.loss import MultiBoxLoss
+
+    if batch is None:
+        from pruning.data import calibration_batch
+
+        batch = calibration_batch()
+    from facedet.priors import make_priors
+
+    images, targets = batch
+    device = next(model.parameters()).device
+    model.train()
+    model.zero_grad()
+    loc, conf = model(images.to(device))
+    priors = make_priors(*images.shape[2:]).to(device)
+    loss_l, loss_c = MultiBoxLoss()(loc, conf, priors, [t.to(device) for t in targets])
+    (loss_l + loss_c).backward()
+    model.eval()
+
+
+def _quiet(fn, *args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args)
