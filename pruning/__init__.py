@@ -11,8 +11,11 @@ Public API (imported lazily, so ``import pruning`` is cheap):
 - ``apply_masks``, ``masks_of``: put masks on a model, read them back from its zero filters.
 - ``compact_model(model) -> CompactResult``: physically remove pruned channels (equal outputs).
 - ``export_onnx(model, path)``, ``model_costs(model)``: deployment and cost figures.
-- ``SessionConfig``, ``run_session``, ``SessionQueue``: pruning + fine-tuning sessions with
-  progress callbacks and cancellation, one at a time in a background thread.
+- ``TrainConfig`` and ``pruning.train.train(config, run_dir, resume=False, progress=None,
+  cancel=None, store=None)``: soft filter pruning + fine-tuning, resumable.
+- ``SessionConfig``, ``run_session``, ``SessionQueue``, ``shared_queue()``: sessions for the app,
+  with progress callbacks (step, loss, epoch, ETA) and cancellation, one at a time in a
+  background thread; ``shared_queue()`` is the process-wide queue that survives page reloads.
 - ``ResultsStore``: the SQLite store of every run.
 """
 
@@ -32,6 +35,8 @@ _EXPORTS = {
     "SessionConfig": "pruning.session",
     "run_session": "pruning.session",
     "SessionQueue": "pruning.session",
+    "shared_queue": "pruning.session",
+    "TrainConfig": "pruning.train",
     "ResultsStore": "pruning.store",
 }
 

@@ -17,6 +17,15 @@ from pruning.costs import conv_flops
 from pruning.deploy import onnx_session, run_onnx
 
 
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Two cores shared by several test runs: OpenMP's spinning threads would make this 10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 @pytest.fixture(scope="module")
 def photo(assets_dir):
     return read_image(assets_dir / "group.jpg")

@@ -22,6 +22,15 @@ PAPER_NONZERO = {
 }
 
 
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Two cores shared by several test runs: OpenMP's spinning threads would make this 10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 @pytest.fixture(scope="module")
 def dense(weights_dir):
     return {arch: load_model(weights_dir / f"{arch}.pth")[0] for arch in PAPER_NONZERO}

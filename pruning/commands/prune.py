@@ -1,0 +1,46 @@
+"""``python -m pruning prune --weights W --criterion C --rate R``: one-shot masks of a checkpoint."""
+
+import json
+
+
+def register(subparsers, name, help_text):
+    p = subparsers.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("--weights", required=True, help="registry name (extd, eresfd ...) or checkpoint path")
+    p.add_argument("--criterion", required=True, help="fpgm, l1, l2, taylor, random or slimming")
+    p.add_argument("--rate", required=True, type=float, help="share of each prunable layer's filters to remove")
+    p.add_argument("--out", help="save the masked model here (a checkpoint facedet loads)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random criterion (default 0)")
+    p.add_argument("--json", action="store_true", help="print only JSON")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from pruning.criteria import check_criterion, check_rate
+
+    check_criterion(args.criterion)
+    rate = check_rate(args.rate)
+    from facedet.params import count_parameters
+    from facedet.weights import load_model, save_checkpoint
+    from pruning.criteria import one_shot_prune
+
+    model, ckpt = load_model(args.weights)
+    before = count_parameters(model)
+    masks = one_shot_prune(model, args.criterion, rate, seed=args.seed)
+    counts = count_parameters(model)
+    if args.out:
+        save_checkpoint(args.out, model, ckpt.arch, provenance={
+            "source": str(ckpt.path), "source_sha256": ckpt.sha256, "criterion": args.criterion, "rate": rate,
+            "one_shot": True,
+        })
+    result = {"parameters": counts.total, "nonzero_parameters": counts.nonzero, "sparsity": round(counts.sparsity, 6)}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    removed = sum(int((~keep).sum()) for keep in masks.values())
+    print(f"{args.weights} ({ckpt.arch}), {args.criterion} at {rate:g}: {removed} filters masked in {len(masks)} layers")
+    print(f"  parameters          {counts.total:,}")
+    print(f"  nonzero parameters  {counts.nonzero:,} (was {before.nonzero:,})")
+    print(f"  sparsity            {counts.sparsity * 100:.2f} %")
+    if args.out:
+        print(f"  saved               {args.out}")
+    return 0

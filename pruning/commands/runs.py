@@ -1,0 +1,62 @@
+"""``python -m pruning runs [--json]``: the results store."""
+
+import json
+import sys
+
+
+def register(subparsers, name, help_text):
+    p = subparsers.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("--status", choices=("running", "finished", "cancelled", "failed", "crashed"))
+    p.add_argument("--show", type=int, metavar="ID", help="one run in full, with its epochs")
+    p.add_argument("--delete", type=int, metavar="ID", help="delete a run from the store (its files stay)")
+    p.add_argument("--csv", metavar="FILE", help="export every run to a CSV file ('-': standard output)")
+    p.add_argument("--results-db", help="results store file (default: $PRUNING_RESULTS_DB or the data folder)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run)
+
+
+COLUMNS = (("id", 4), ("kind", 6), ("status", 9), ("detector", 8), ("criterion", 9), ("rate", 5),
+           ("epochs_done", 6), ("final_loss", 8), ("nonzero_parameters", 9), ("ap_easy", 7), ("created_at", 25))
+
+
+def run(args):
+    from pruning.store import ResultsStore
+
+    store = ResultsStore(args.results_db)
+    if args.delete is not None:
+        store.delete_run(args.delete)
+        if not args.json:
+            print(f"run {args.delete} deleted from {store.path}")
+        else:
+            print(json.dumps({"deleted": args.delete}))
+        return 0
+    if args.csv:
+        if args.csv == "-":
+            store.write_csv(sys.stdout)
+        else:
+            with open(args.csv, "w", newline="", encoding="utf-8") as f:
+                store.write_csv(f)
+            print(f"{len(store.runs())} runs written to {args.csv}", file=sys.stderr)
+        return 0
+    if args.show is not None:
+        run_ = store.get_run(args.show)
+        print(json.dumps(run_, indent=None if args.json else 1, default=str))
+        return 0
+    runs = store.runs(status=args.status)
+    if args.json:
+        print(json.dumps(runs, default=str))
+        return 0
+    print(f"{len(runs)} runs in {store.path}")
+    if runs:
+        print("  ".join(name[:width].ljust(width) for name, width in COLUMNS))
+    for r in runs:
+        print("  ".join(_cell(r.get(name)).ljust(width) for name, width in COLUMNS))
+    return 0
+
+
+def _cell(value):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

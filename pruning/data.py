@@ -1,0 +1,99 @@
+"""Training data: WIDER FACE when a root is given, else the generated sample set.
+
+Epochs are reproducible: the image order and the augmentation draws of epoch ``e`` depend only
+on the seed and ``e``, so a run resumed at an epoch boundary sees exactly the data an
+uninterrupted run would have seen.
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from facedet.errors import DataError
+from facedet.wider.dataset import WiderFaceDataset
+from facedet.wider.layout import MARKER, check_split
+from facedet.wider.sample_set import write_sample_set
+from pruning.augment import TrainTransform, collate, seed_worker
+from pruning.paths import sample_set_dir
+
+SAMPLE_IMAGES = 20
+
+
+def sample_set(images=SAMPLE_IMAGES):
+    """The generated sample set (written once into the pruning data folder, atomically)."""
+    target = sample_set_dir(images)
+    if (target / MARKER).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        write_sample_set(tmp, images=images, seed=0)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first: use theirs
+            if not (target / MARKER).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def training_root(wider=None, sample_images=SAMPLE_IMAGES):
+    """``(root, description)``: the WIDER FACE root if given (checked), else the sample set."""
+    if wider:
+        root = Path(wider).expanduser()
+        check_split(root, "train")
+        return root, f"WIDER FACE at {root}"
+    return sample_set(sample_images), f"generated sample set ({sample_images} images; not WIDER FACE)"
+
+
+class EpochLoader:
+    """A training ``DataLoader`` whose epoch ``e`` is a pure function of ``(seed, e)``."""
+
+    def __init__(self, root, crop_size=640, batch_size=16, workers=0, seed=0, max_images=None,
+                 rank=0, world_size=1):
+        self.transform = TrainTransform(crop_size, rng=seed)
+        dataset = WiderFaceDataset(root, "train", transform=self.transform)
+        if max_images is not None:
+            dataset = Subset(dataset, range(min(int(max_images), len(dataset))))
+        if len(dataset) == 0:
+            raise DataError(f"no training images with faces under {root}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.workers = int(workers)
+        self.seed = int(seed)
+        self.rank, self.world_size = rank, world_size
+
+    def __len__(self):
+        per_rank = -(-len(self.dataset) // self.world_size)
+        return -(-per_rank // self.batch_size)
+
+    def epoch(self, epoch):
+        """The batches of ``epoch``: ``(images [B,3,S,S], [boxes [N,4] normalised, ...])``."""
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(self.dataset), generator=generator).tolist()
+        if self.world_size > 1:  # every rank a disjoint share (padded to equal length)
+            order += order[: (-len(order)) % self.world_size]
+            order = order[self.rank :: self.world_size]
+        # In-process augmentation draws from a generator reset per epoch; workers reseed
+        # themselves from the loader's generator (see ``seed_worker``).
+        self.transform.rng = np.random.default_rng([self.seed, epoch, self.rank])
+        return DataLoader(
+            Subset(self.dataset, order), batch_size=self.batch_size, shuffle=False, num_workers=self.workers,
+            collate_fn=collate, worker_init_fn=seed_worker if self.workers else None,
+            generator=torch.Generator().manual_seed(self.seed * 7_919 + epoch * 31 + self.rank),
+            persistent_workers=False, pin_memory=torch.cuda.is_available(),
+        )
+
+
+def calibration_batch(size=320, images=4, seed=0):
+    """A few augmented sample-set crops ``(images, boxes)``: data for the ``taylor`` criterion."""
+    root = sample_set()
+    transform = TrainTransform(size, rng=seed)
+    dataset = WiderFaceDataset(root, "train", transform=transform)
+    return collate([dataset[i] for i in range(min(images, len(dataset)))])

@@ -1,0 +1,82 @@
+"""The end of a training run: the saved models and their figures.
+
+Writes ``model.pth`` (the masked model, which ``facedet`` loads) and ``compact.pth`` (channels
+removed), measures parameters, sparsity, FLOPs at 640x640 and CPU latency of both, and the
+Easy/Medium/Hard AP on the validation split when it has ground truth.
+"""
+
+import copy
+import os
+import sys
+from pathlib import Path
+
+from facedet.weights import save_checkpoint
+
+LATENCY_RUNS = 5
+
+
+def finish_run(trainer, stage):
+    """Figures for the results store (keys of ``pruning.store.FIGURES``)."""
+    from pruning.compact import compact_model
+    from pruning.costs import model_costs
+
+    config, run_dir = trainer.config, trainer.run_dir
+    model = copy.deepcopy(trainer.net).cpu().eval()
+    provenance = {"criterion": config.criterion, "rate": config.rate, "epochs": config.epochs,
+                  "finetune_epochs": config.finetune_epochs, "data": trainer.data_description,
+                  "run_id": trainer.run_id}
+    checkpoint = save_checkpoint(run_dir / "model.pth", model, config.detector, provenance=provenance)
+    stage("measuring")
+    costs = model_costs(model, runs=LATENCY_RUNS)
+    figures = {
+        "checkpoint": str(checkpoint.resolve()),
+        "parameters": costs["parameters"], "nonzero_parameters": costs["nonzero_parameters"],
+        "sparsity": costs["sparsity"], "flops": costs["flops"], "nonzero_flops": costs["nonzero_flops"],
+        "latency_ms": costs["torch_ms"],
+    }
+    stage("compacting")
+    try:
+        compact = compact_model(model).model
+    except RuntimeError as err:  # should not happen; the masked model is still a result
+        figures["message"] = f"compaction failed: {err}"
+    else:
+        path = save_checkpoint(run_dir / "compact.pth", compact, config.detector, compact=True,
+                               provenance=dict(provenance, compacted_from=str(checkpoint.resolve())))
+        compact_costs = model_costs(compact, runs=LATENCY_RUNS)
+        figures.update(compact_checkpoint=str(path.resolve()), compact_parameters=compact_costs["parameters"],
+                       compact_flops=compact_costs["flops"], compact_latency_ms=compact_costs["torch_ms"])
+    if config.evaluate:
+        stage("evaluating")
+        figures.update(evaluate_model(model, config.detector, trainer.root, config.eval_images, trainer.cancel))
+        stage("recording")  # raises Cancelled if the evaluation was cut short
+    return figures
+
+
+def ground_truth_dir(root):
+    """The WIDER FACE evaluation ``.mat`` folder for a data root, or None."""
+    candidates = [Path(root) / "eval_tools" / "ground_truth"]
+    if os.environ.get("FACEDET_WIDER_GT"):
+        candidates.append(Path(os.environ["FACEDET_WIDER_GT"]))
+    return next((c for c in candidates if (c / "wider_face_val.mat").is_file()), None)
+
+
+def evaluate_model(model, arch, root, limit=None, cancel=None):
+    """``{ap_easy, ap_medium, ap_hard}`` on the validation split (single scale), or {} without
+    ground truth or validation images."""
+    from facedet.detector import Detector
+    from facedet.errors import DataError
+    from facedet.wider.evaluation import evaluate
+    from facedet.wider.protocols import predict_split
+
+    gt = ground_truth_dir(root)
+    if gt is None:
+        print(f"no WIDER FACE ground truth for {root}: APs not computed", file=sys.stderr)
+        return {}
+    detector = Detector(model, arch, device="cpu")
+    try:
+        predictions = predict_split(detector, root, "val", limit=limit, cancel=cancel)
+        ap = evaluate(predictions, gt, only_predicted=limit is not None)
+    except DataError as err:
+        print(f"APs not computed: {err}", file=sys.stderr)
+        return {}
+    return {"ap_easy": ap.easy, "ap_medium": ap.medium, "ap_hard": ap.hard}

@@ -1,0 +1,240 @@
+"""Pruning sessions for the app: quick SFP + fine-tuning runs in the background.
+
+``run_session(config, progress, cancel)`` runs one session in the calling thread.
+``SessionQueue`` runs submitted sessions one at a time in a background thread; the app submits,
+polls ``status``, cancels, and finds everything again after a page reload through
+``shared_queue()`` (one queue per process) and the results store (every session is a run).
+"""
+
+import itertools
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pruning.paths import data_dir
+from pruning.train import TrainConfig, train
+
+STATES = ("queued", "running", "finished", "cancelled", "failed")
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """A session: what to prune and how long to train. Defaults make a CPU-friendly quick look
+    (2 SFP epochs, 1 fine-tuning epoch, 16 images, 320 px crops); every ``TrainConfig`` setting
+    can be overridden through ``options``."""
+
+    detector: str = "eresfd"
+    criterion: str = "fpgm"
+    rate: float = 0.3
+    epochs: int = 2
+    finetune_epochs: int = 1
+    wider: str | None = None  # WIDER FACE root; None: the generated sample set
+    max_images: int | None = 16
+    crop_size: int = 320
+    batch_size: int = 4
+    device: str = "auto"
+    options: dict = field(default_factory=dict)
+
+    def train_config(self):
+        return TrainConfig(
+            detector=self.detector, criterion=self.criterion, rate=self.rate, epochs=self.epochs,
+            finetune_epochs=self.finetune_epochs, prune_every=min(5, max(1, self.epochs)), wider=self.wider,
+            max_images=self.max_images, crop_size=self.crop_size, batch_size=self.batch_size, device=self.device,
+            **self.options,
+        )
+
+    def label(self):
+        return f"{self.detector} {self.criterion} {round(self.rate * 100)}%"
+
+
+def sessions_dir():
+    return data_dir() / "sessions"
+
+
+def run_session(config, progress=None, cancel=None, store=None, run_dir=None):
+    """Run one session (blocking); returns ``pruning.train.TrainResult``."""
+    from pruning.store import ResultsStore
+
+    train_config = config.train_config() if isinstance(config, SessionConfig) else config
+    run_dir = Path(run_dir) if run_dir else _new_run_dir(train_config)
+    return train(train_config, run_dir, progress=progress, cancel=cancel,
+                 store=store if store is not None else ResultsStore())
+
+
+@dataclass
+class SessionStatus:
+    id: str
+    label: str
+    state: str  # queued, running, finished, cancelled, failed
+    config: object
+    run_dir: str | None = None
+    run_id: int | None = None
+    progress: object = None  # the last pruning.train.Progress
+    losses: list = field(default_factory=list)  # per finished epoch
+    figures: dict = field(default_factory=dict)
+    error: str | None = None
+    submitted_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class SessionQueue:
+    """Sessions run one at a time, in submission order, in a daemon thread."""
+
+    def __init__(self, store=None):
+        self._store = store
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._sessions = OrderedDict()  # id -> SessionStatus
+        self._pending = []  # ids, in order
+        self._cancel = {}  # id -> threading.Event
+        self._resume = {}  # id -> run directory to resume
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="pruning-sessions", daemon=True)
+        self._thread.start()
+
+    @property
+    def store(self):
+        if self._store is None:
+            from pruning.store import ResultsStore
+
+            self._store = ResultsStore()
+        return self._store
+
+    def submit(self, config):
+        """Queue a session (``SessionConfig`` or ``TrainConfig``); returns its id."""
+        train_config = config.train_config() if isinstance(config, SessionConfig) else config  # checks settings
+        label = config.label() if isinstance(config, SessionConfig) else f"{config.detector} {config.criterion}"
+        return self._enqueue(SessionStatus(uuid.uuid4().hex[:12], label, "queued", train_config,
+                                           submitted_at=time.time()))
+
+    def resume(self, run_id):
+        """Queue the continuation of an interrupted (cancelled or crashed) run of the store."""
+        from facedet.errors import DataError
+
+        run = self.store.get_run(run_id)
+        if run["status"] not in ("cancelled", "crashed", "failed") or not run.get("run_dir"):
+            raise DataError(f"run {run_id} is {run['status']}; only interrupted runs can be resumed")
+        config = TrainConfig.from_dict(run["config"])
+        status = SessionStatus(uuid.uuid4().hex[:12], f"{config.detector} {config.criterion} (resumed)", "queued",
+                               config, run_dir=run["run_dir"], run_id=run_id, submitted_at=time.time())
+        self._resume[status.id] = run["run_dir"]
+        return self._enqueue(status)
+
+    def _enqueue(self, status):
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the session queue is shut down")
+            self._sessions[status.id] = status
+            self._pending.append(status.id)
+            self._cancel[status.id] = threading.Event()
+            self._wake.notify()
+        return status.id
+
+    def cancel(self, session_id):
+        """Stop a running session after its current step, or drop a queued one."""
+        with self._lock:
+            status = self._sessions.get(session_id)
+            if status is None or status.state not in ("queued", "running"):
+                return False
+            self._cancel[session_id].set()
+            if status.state == "queued":
+                self._pending.remove(session_id)
+                status.state, status.finished_at = "cancelled", time.time()
+            return True
+
+    def status(self, session_id):
+        with self._lock:
+            status = self._sessions.get(session_id)
+            return replace(status, losses=list(status.losses), figures=dict(status.figures)) if status else None
+
+    def sessions(self):
+        """Every session of this process, newest first."""
+        with self._lock:
+            return [replace(s, losses=list(s.losses), figures=dict(s.figures)) for s in reversed(self._sessions.values())]
+
+    def active(self):
+        """The running session's status, or None."""
+        return next((s for s in self.sessions() if s.state == "running"), None)
+
+    def wait(self, session_id, timeout=None):
+        """Block until the session ends (or the timeout passes); returns its status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._sessions[session_id].state in ("queued", "running"):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                self._wake.wait(remaining)
+        return self.status(session_id)
+
+    def shutdown(self, cancel_running=True, timeout=None):
+        with self._lock:
+            self._closed = True
+            for session_id in list(self._pending):
+                self._sessions[session_id].state = "cancelled"
+            self._pending.clear()
+            if cancel_running:
+                for event in self._cancel.values():
+                    event.set()
+            self._wake.notify_all()
+        self._thread.join(timeout)
+
+    # --- the worker thread -----------------------------------------------------------------
+    def _work(self):
+        while True:
+            with self._lock:
+                while not self._pending and not self._closed:
+                    self._wake.wait()
+                if self._closed and not self._pending:
+                    return
+                session_id = self._pending.pop(0)
+                status = self._sessions[session_id]
+                status.state, status.started_at = "running", time.time()
+            self._run(status, self._cancel[session_id])
+            with self._lock:
+                status.finished_at = time.time()
+                self._wake.notify_all()
+
+    def _run(self, status, cancel):
+        def on_progress(event):
+            with self._lock:
+                status.progress = event
+                if event.kind == "epoch":
+                    status.losses.append(event.loss)
+
+        resume_dir = self._resume.get(status.id)
+        run_dir = Path(resume_dir) if resume_dir else _new_run_dir(status.config)
+        status.run_dir = str(run_dir)
+        try:
+            result = train(status.config, run_dir, resume=resume_dir is not None, progress=on_progress,
+                           cancel=cancel, store=self.store)
+        except Exception as err:  # a session's failure must not end the queue
+            with self._lock:
+                status.state, status.error = "failed", (str(err).splitlines() or [type(err).__name__])[0][:300]
+            return
+        with self._lock:
+            status.state, status.run_id, status.figures = result.status, result.run_id, dict(result.figures)
+
+
+_counter = itertools.count()
+
+
+def _new_run_dir(config):
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return sessions_dir() / f"{stamp}-{next(_counter)}-{config.detector}-{config.criterion}-{round(config.rate * 100)}"
+
+
+_SHARED = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_queue():
+    """The process-wide queue (created on first use): the app finds its sessions after reloads."""
+    with _SHARED_LOCK:
+        if "queue" not in _SHARED:
+            _SHARED["queue"] = SessionQueue()
+        return _SHARED["queue"]

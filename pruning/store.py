@@ -1,0 +1,281 @@
+"""The results store: every pruning run in one SQLite file.
+
+A run row records its configuration, the code revision, its status and figures (parameters,
+sparsity, FLOPs, latency, APs, checkpoint paths, timestamps); an epochs table its per-epoch
+losses. Every write is one transaction. A run is ``running`` while its owner (host, process id
+and process start time) lives; a store that finds a ``running`` run whose owner on this host has
+died marks it ``crashed``: nothing is ever silently dropped. Statuses: running, finished,
+cancelled, failed, crashed.
+"""
+
+import csv
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import time
+from contextlib import closing
+from datetime import datetime, timezone
+from pathlib import Path
+
+from facedet.errors import DataError
+from pruning.paths import results_db_path
+
+STATUSES = ("running", "finished", "cancelled", "failed", "crashed")
+# Figures a run may be updated with (column -> SQL type).
+FIGURES = {
+    "run_dir": "TEXT", "data": "TEXT", "checkpoint": "TEXT", "compact_checkpoint": "TEXT", "onnx_file": "TEXT",
+    "parameters": "INTEGER", "nonzero_parameters": "INTEGER", "sparsity": "REAL",
+    "compact_parameters": "INTEGER", "flops": "INTEGER", "nonzero_flops": "INTEGER", "compact_flops": "INTEGER",
+    "latency_ms": "REAL", "compact_latency_ms": "REAL",
+    "ap_easy": "REAL", "ap_medium": "REAL", "ap_hard": "REAL",
+    "epochs_done": "INTEGER", "final_loss": "REAL", "message": "TEXT",
+}
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detector TEXT, criterion TEXT, rate REAL,
+    config TEXT NOT NULL,
+    code_revision TEXT,
+    owner TEXT,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, finished_at TEXT,
+    {", ".join(f"{name} {kind}" for name, kind in FIGURES.items())}
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    phase TEXT, loss REAL, loss_loc REAL, loss_conf REAL, lr REAL, sparsity REAL, seconds REAL,
+    PRIMARY KEY (run_id, epoch)
+);
+"""
+EXPORT_COLUMNS = ("id", "kind", "status", "detector", "criterion", "rate", "created_at", "finished_at",
+                  *FIGURES, "code_revision", "config")
+
+
+class ResultsStore:
+    """``ResultsStore(path=None)``: the store at ``path``, ``$PRUNING_RESULTS_DB`` or the default."""
+
+    def __init__(self, path=None):
+        self.path = Path(path).expanduser() if path else results_db_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as conn:
+                conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.DatabaseError) as err:
+            raise DataError(f"cannot open the results store {self.path}: {err}") from None
+        self.mark_crashed()
+
+    def _connect(self):
+        conn = sqlite3.connect(self.path, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA journal_mode = WAL")  # readers (the app) never block the writer
+        return _Transaction(conn)
+
+    # --- writing ---------------------------------------------------------------------------
+    def start_run(self, kind, config, detector=None, criterion=None, rate=None, **figures):
+        """A new ``running`` run owned by this process; returns its id."""
+        now = _now()
+        with self._connect() as conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (kind, status, detector, criterion, rate, config, code_revision, owner, "
+                "created_at, updated_at) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (kind, detector, criterion, rate, json.dumps(config, sort_keys=True, default=str),
+                 code_revision(), current_owner(), now, now),
+            )
+            run_id = cursor.lastrowid
+            _update(conn, run_id, figures)
+        return run_id
+
+    def resume_run(self, run_id):
+        """Mark an interrupted run as ``running`` again, owned by this process."""
+        with self._connect() as conn:
+            self._require(conn, run_id)
+            conn.execute("UPDATE runs SET status='running', owner=?, finished_at=NULL, updated_at=? WHERE id=?",
+                         (current_owner(), _now(), run_id))
+
+    def update_run(self, run_id, **figures):
+        with self._connect() as conn:
+            self._require(conn, run_id)
+            _update(conn, run_id, figures)
+
+    def record_epoch(self, run_id, epoch, phase=None, loss=None, loss_loc=None, loss_conf=None, lr=None,
+                     sparsity=None, seconds=None):
+        """Store (or replace: a resumed run redoes an epoch) one epoch's figures."""
+        with self._connect() as conn:
+            self._require(conn, run_id)
+            conn.execute("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (run_id, epoch, phase, loss, loss_loc, loss_conf, lr, sparsity, seconds))
+            _update(conn, run_id, {"epochs_done": epoch + 1, "final_loss": loss})
+
+    def finish_run(self, run_id, status="finished", message=None, **figures):
+        if status not in STATUSES or status == "running":
+            raise ValueError(f"a run finishes as finished, cancelled, failed or crashed, not {status!r}")
+        with self._connect() as conn:
+            self._require(conn, run_id)
+            _update(conn, run_id, dict(figures, message=message) if message is not None else figures)
+            conn.execute("UPDATE runs SET status=?, finished_at=?, updated_at=? WHERE id=?",
+                         (status, _now(), _now(), run_id))
+
+    def delete_run(self, run_id):
+        with self._connect() as conn:
+            self._require(conn, run_id)
+            conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
+
+    def mark_crashed(self):
+        """Mark ``running`` runs whose owner process on this host is gone as ``crashed``."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT id, owner FROM runs WHERE status='running'").fetchall()
+            dead = [row["id"] for row in rows if not owner_alive(row["owner"])]
+            for run_id in dead:
+                conn.execute(
+                    "UPDATE runs SET status='crashed', finished_at=?, updated_at=?, "
+                    "message=COALESCE(message, 'its process ended without finishing the run') WHERE id=?",
+                    (_now(), _now(), run_id),
+                )
+        return dead
+
+    # --- reading ---------------------------------------------------------------------------
+    def get_run(self, run_id):
+        """The run as a dict (``config`` parsed, ``epochs``: list of dicts)."""
+        with self._connect() as conn:
+            row = self._require(conn, run_id)
+            epochs = conn.execute("SELECT * FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,)).fetchall()
+        run = _as_dict(row)
+        run["epochs"] = [dict(e) for e in epochs]
+        return run
+
+    def runs(self, status=None, kind=None):
+        """All runs, newest first (without their epochs)."""
+        self.mark_crashed()
+        query, args = "SELECT * FROM runs", []
+        conditions = []
+        if status:
+            conditions.append("status=?")
+            args.append(status)
+        if kind:
+            conditions.append("kind=?")
+            args.append(kind)
+        if conditions:
+            query += " WHERE " + " AND ".join(conditions)
+        with self._connect() as conn:
+            rows = conn.execute(query + " ORDER BY id DESC", args).fetchall()
+        return [_as_dict(row) for row in rows]
+
+    def export_rows(self):
+        """``(columns, rows)`` of every run for a CSV file (config as JSON text)."""
+        rows = []
+        for run in self.runs():
+            run = dict(run, config=json.dumps(run["config"], sort_keys=True))
+            rows.append([run.get(column) for column in EXPORT_COLUMNS])
+        return list(EXPORT_COLUMNS), rows
+
+    def write_csv(self, file):
+        columns, rows = self.export_rows()
+        writer = csv.writer(file)
+        writer.writerow(columns)
+        writer.writerows(rows)
+
+    @staticmethod
+    def _require(conn, run_id):
+        row = conn.execute("SELECT * FROM runs WHERE id=?", (int(run_id),)).fetchone()
+        if row is None:
+            raise DataError(f"no run {run_id} in the results store")
+        return row
+
+
+class _Transaction:
+    """``with store._connect() as conn``: one transaction, committed or rolled back, then closed."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def __enter__(self):
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        with closing(self.conn):
+            if exc_type is None:
+                self.conn.commit()
+            else:
+                self.conn.rollback()
+        return False
+
+
+def _update(conn, run_id, figures):
+    unknown = set(figures) - set(FIGURES)
+    if unknown:
+        raise ValueError(f"unknown run figures: {', '.join(sorted(unknown))}")
+    if figures:
+        columns = ", ".join(f"{name}=?" for name in figures)
+        conn.execute(f"UPDATE runs SET {columns}, updated_at=? WHERE id=?",
+                     (*[_plain(v) for v in figures.values()], _now(), run_id))
+
+
+def _plain(value):
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    return value
+
+
+def _as_dict(row):
+    run = dict(row)
+    run["config"] = json.loads(run["config"]) if run.get("config") else {}
+    return run
+
+
+def _now():
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def current_owner():
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def owner_alive(owner):
+    """Whether the process that owns a run still runs (always assumed for other hosts)."""
+    try:
+        host, pid, started = owner.split(":")
+        pid = int(pid)
+    except (AttributeError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return True  # cannot tell from here; another machine's run is left alone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return started == "" or _start_time(pid) == started  # a reused pid is another process
+
+
+def _start_time(pid):
+    """The process start time (clock ticks since boot) on Linux; '' where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+_REVISION = {}
+
+
+def code_revision():
+    """``git describe --always --dirty`` of the project checkout, or 'unknown'."""
+    if "value" not in _REVISION:
+        root = Path(__file__).resolve().parent.parent
+        try:
+            out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True,
+                                 text=True, timeout=10)
+            _REVISION["value"] = out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+        except (OSError, subprocess.SubprocessError):
+            _REVISION["value"] = "unknown"
+    return _REVISION["value"]

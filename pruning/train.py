@@ -1,0 +1,431 @@
+"""Soft filter pruning and fine-tuning of a detector (paper §3.3, §4.2).
+
+``train(config, run_dir)`` runs the schedule of ``pruning.schedule``: SFP epochs (masks recomputed
+every ``prune_every`` epochs, pruned filters trainable) then fine-tuning with the masks frozen
+(pruned weights, their gradients and optimiser state held at zero). One forward pass per step;
+CUDA when available, with automatic mixed precision; DataLoader workers; DistributedDataParallel
+under ``torchrun``.
+
+The run directory holds ``config.json``, ``state.pth`` (everything needed to continue: written
+atomically after every epoch) and, at the end, ``model.pth`` (the masked model) and
+``compact.pth`` (physically pruned). ``resume=True`` continues from the last complete epoch: the
+data of each epoch is a function of the seed and the epoch, so nothing is lost or repeated.
+"""
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from facedet.errors import DataError, FacedetError
+from pruning.criteria import check_criterion, check_rate, one_shot_prune, slimming_batchnorms
+from pruning.masks import apply_masks, masks_from_lists, masks_to_lists, zero_gradients, zero_optimizer_state
+from pruning.schedule import Schedule
+
+STATE_FILE = "state.pth"
+CONFIG_FILE = "config.json"
+# Settings that may change when a run is resumed (they do not change what is computed).
+RESUMABLE_CHANGES = ("device", "workers", "evaluate", "eval_images", "threads")
+
+
+@dataclass
+class TrainConfig:
+    detector: str = "eresfd"
+    criterion: str = "fpgm"
+    rate: float = 0.2
+    weights: str | None = None  # starting point; default: the published dense model
+    epochs: int = 200  # SFP epochs
+    finetune_epochs: int = 10
+    prune_every: int = 5
+    lr: float = 1e-3
+    lr_milestones: tuple = (50, 100)
+    lr_gamma: float = 0.1
+    finetune_lr: float = 1e-3
+    optimizer: str = "auto"  # auto: SGD with momentum for EXTD, Adam for EResFD (as in the paper)
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 16
+    crop_size: int = 640
+    workers: int = 0
+    wider: str | None = None  # WIDER FACE root; None: the generated sample set
+    sample_images: int = 20
+    max_images: int | None = None  # train on the first N images only
+    device: str = "auto"
+    amp: bool = True  # mixed precision on CUDA
+    seed: int = 0
+    slimming_lambda: float = 1e-4  # L1 penalty on BatchNorm scales (criterion "slimming")
+    evaluate: bool = True  # Easy/Medium/Hard AP on the validation split at the end
+    eval_images: int | None = None
+    threads: int | None = None  # CPU threads for torch (None: torch's default, all cores)
+
+    def __post_init__(self):
+        from facedet.models import ARCHITECTURES
+
+        if self.detector not in ARCHITECTURES:
+            raise FacedetError(f"unknown detector {self.detector!r}; choose one of {', '.join(ARCHITECTURES)}")
+        check_criterion(self.criterion)
+        self.rate = check_rate(self.rate)
+        self.lr_milestones = tuple(int(m) for m in self.lr_milestones)
+        for name in ("epochs", "finetune_epochs", "workers"):
+            if int(getattr(self, name)) < 0:
+                raise FacedetError(f"{name} must not be negative")
+        for name in ("prune_every", "batch_size", "sample_images"):
+            if int(getattr(self, name)) < 1:
+                raise FacedetError(f"{name} must be at least 1")
+        if self.epochs + self.finetune_epochs < 1:
+            raise FacedetError("nothing to train: epochs and finetune_epochs are both 0")
+        if self.crop_size < 64 or self.crop_size % 32:
+            raise FacedetError(f"crop_size must be a multiple of 32 and at least 64, got {self.crop_size}")
+        if self.optimizer not in ("auto", "sgd", "adam"):
+            raise FacedetError(f"optimizer must be auto, sgd or adam, not {self.optimizer!r}")
+        if self.max_images is not None and self.max_images < 1:
+            raise FacedetError("max_images must be at least 1")
+
+    @property
+    def schedule(self):
+        return Schedule(self.epochs, self.finetune_epochs, self.prune_every, self.lr, self.lr_milestones,
+                        self.lr_gamma, self.finetune_lr)
+
+    def to_dict(self):
+        data = asdict(self)
+        data["lr_milestones"] = list(self.lr_milestones)
+        return data
+
+    @classmethod
+    def from_dict(cls, data):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Progress:
+    """What a progress callback receives: after every step (``kind="step"``), every epoch
+    (``"epoch"``) and at each finishing stage (``"stage"``: evaluating, compacting ...)."""
+
+    kind: str
+    epoch: int
+    epochs: int
+    step: int = 0
+    steps: int = 0
+    phase: str = ""
+    loss: float | None = None
+    lr: float | None = None
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    message: str = ""
+
+
+@dataclass
+class TrainResult:
+    status: str  # finished, cancelled
+    run_dir: Path
+    run_id: int | None
+    history: list = field(default_factory=list)  # per epoch: {epoch, phase, loss, loss_loc, loss_conf, lr, sparsity, seconds}
+    figures: dict = field(default_factory=dict)
+    model: torch.nn.Module | None = None
+
+
+class Cancelled(Exception):
+    """The run was asked to stop; its last complete epoch is saved."""
+
+
+def train(config, run_dir, resume=False, progress=None, cancel=None, store=None):
+    """Run (or resume) a pruning + fine-tuning session; see the module docstring.
+
+    ``progress``: callable receiving ``Progress``; ``cancel``: callable or event, checked every
+    step; ``store``: a ``ResultsStore`` to record the run in (None: not recorded).
+    """
+    from pruning.distributed import Distributed
+
+    run_dir = Path(run_dir)
+    threads = torch.get_num_threads()
+    if config is not None and config.threads:
+        # On a busy machine fewer threads than cores avoid OpenMP's spinning (10x slower steps).
+        torch.set_num_threads(int(config.threads))
+    dist = Distributed.from_environment(config.device if config is not None else "auto")
+    try:
+        trainer = _Trainer(config, run_dir, resume, progress, cancel, store if dist.is_main else None, dist)
+        return trainer.run()
+    finally:
+        dist.close()
+        torch.set_num_threads(threads)
+
+
+class _Trainer:
+    def __init__(self, config, run_dir, resume, progress, cancel, store, dist):
+        self.dist = dist
+        self.device = dist.device
+        self.config, state = _prepare_run_dir(config, run_dir, resume, dist.is_main)
+        self.run_dir = run_dir
+        self.progress = progress or (lambda event: None)
+        self.cancel = cancel
+        self.store = store
+        self.schedule = self.config.schedule
+        self.net = _initial_model(self.config, state).to(self.device)
+        self.model = dist.wrap(self.net)
+        self.optimizer = _optimizer(self.config, self.net)
+        self.amp = bool(self.config.amp and self.device.type == "cuda")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.masks = None
+        self.history = []
+        self.start_epoch = 0
+        self.run_id = None
+        if state is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.masks = masks_from_lists(state["masks"]) if state["masks"] is not None else None
+            self.history = list(state["history"])
+            self.start_epoch = int(state["epoch"])
+            self.run_id = state.get("run_id")
+        self.slimming = slimming_batchnorms(self.net) if self.config.criterion == "slimming" else []
+        from pruning.data import EpochLoader, training_root
+        from pruning.loss import MultiBoxLoss
+
+        self.root, self.data_description = training_root(self.config.wider, self.config.sample_images)
+        self.loader = EpochLoader(self.root, self.config.crop_size, self.config.batch_size, self.config.workers,
+                                  self.config.seed, self.config.max_images, dist.rank, dist.world_size)
+        self.loss_fn = MultiBoxLoss()
+        self._priors = {}
+
+    # --- the run ---------------------------------------------------------------------------
+    def run(self):
+        self._open_store_record()
+        total = self.schedule.total_epochs
+        started = time.perf_counter()
+        self._steps_done, self._step_time = 0, 0.0
+        try:
+            for epoch in range(self.start_epoch, total):
+                record = self._train_epoch(epoch, total, started)
+                self._after_epoch(epoch, record)
+        except (Cancelled, KeyboardInterrupt) as stop:
+            self._close_store_record("cancelled", "stopped by the user; resume to continue")
+            if isinstance(stop, KeyboardInterrupt):
+                raise
+            return TrainResult("cancelled", self.run_dir, self.run_id, self.history, model=self.net)
+        except BaseException as err:
+            self._close_store_record("failed", f"{type(err).__name__}: {err}"[:500])
+            raise
+        figures = {}
+        if self.dist.is_main:
+            try:
+                from pruning.results import finish_run
+
+                figures = finish_run(self, self._stage)
+            except Cancelled:
+                self._close_store_record("cancelled", "stopped while evaluating; the trained model is saved")
+                return TrainResult("cancelled", self.run_dir, self.run_id, self.history, model=self.net)
+            except BaseException as err:
+                self._close_store_record("failed", f"{type(err).__name__}: {err}"[:500])
+                raise
+            self._close_store_record("finished", None, **figures)
+        return TrainResult("finished", self.run_dir, self.run_id, self.history, figures, self.net)
+
+    def _train_epoch(self, epoch, total, started):
+        phase = self.schedule.phase(epoch)
+        lr = self.schedule.learning_rate(epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if phase == "finetune" and self.masks is None:
+            # No SFP epochs: prune once, then fine-tune.
+            self._prune(None)
+        frozen = phase == "finetune"
+        self.model.train()
+        batches = self.loader.epoch(epoch)
+        steps = len(batches)
+        sums = {"loss": 0.0, "loss_loc": 0.0, "loss_conf": 0.0}
+        epoch_start = time.perf_counter()
+        last_batch = None
+        for step, (images, targets) in enumerate(batches, start=1):
+            if _cancelled(self.cancel):
+                raise Cancelled()
+            t0 = time.perf_counter()
+            loss_loc, loss_conf = self._step(images, targets, frozen)
+            for key, value in (("loss", loss_loc + loss_conf), ("loss_loc", loss_loc), ("loss_conf", loss_conf)):
+                sums[key] += value
+            last_batch = (images, targets)
+            self._steps_done += 1
+            self._step_time += time.perf_counter() - t0
+            remaining = (total - epoch - 1) * steps + (steps - step)
+            self.progress(Progress("step", epoch, total, step, steps, phase, loss_loc + loss_conf, lr,
+                                   time.perf_counter() - started, remaining * self._step_time / self._steps_done))
+        record = {"epoch": epoch, "phase": phase, "lr": lr, "seconds": time.perf_counter() - epoch_start,
+                  **{k: self.dist.mean(v / max(steps, 1)) for k, v in sums.items()}}
+        if self.schedule.prunes_after(epoch):
+            self._prune(last_batch)
+        if frozen and self.masks is not None:
+            apply_masks(self.net, self.masks)
+        from facedet.params import count_parameters
+
+        record["sparsity"] = count_parameters(self.net).sparsity
+        self.progress(Progress("epoch", epoch, total, steps, steps, phase, record["loss"], lr,
+                               time.perf_counter() - started,
+                               (total - epoch - 1) * steps * self._step_time / max(self._steps_done, 1)))
+        return record
+
+    def _step(self, images, targets, frozen):
+        images = images.to(self.device, non_blocking=True)
+        targets = [t.to(self.device, non_blocking=True) for t in targets]
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+            loc, conf = self.model(images)
+        loss_loc, loss_conf = self.loss_fn(loc, conf, self._priors_for(images.shape[2:]), targets)
+        loss = loss_loc + loss_conf
+        if self.slimming and self.config.slimming_lambda:
+            loss = loss + self.config.slimming_lambda * sum(bn.weight.abs().sum() for bn in self.slimming)
+        if not torch.isfinite(loss):
+            raise FloatingPointError("the training loss is not finite; try a lower learning rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if frozen and self.masks is not None:
+            zero_gradients(self.net, self.masks)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if frozen and self.masks is not None:
+            apply_masks(self.net, self.masks)
+        return loss_loc.item(), loss_conf.item()
+
+    def _prune(self, batch):
+        """Recompute the masks with the criterion and zero the selected filters (and their state)."""
+        self.masks = one_shot_prune(self.net, self.config.criterion, self.config.rate, batch=batch,
+                                    seed=self.config.seed)
+        zero_optimizer_state(self.optimizer, self.net, self.masks)
+
+    def _after_epoch(self, epoch, record):
+        self.history.append(record)
+        if not self.dist.is_main:
+            self.dist.barrier()
+            return
+        _save_state(self.run_dir, {
+            "epoch": epoch + 1,
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "masks": masks_to_lists(self.masks) if self.masks is not None else None,
+            "history": self.history,
+            "run_id": self.run_id,
+        })
+        if self.store is not None:
+            self.store.record_epoch(self.run_id, epoch, record["phase"], record["loss"], record["loss_loc"],
+                                    record["loss_conf"], record["lr"], record["sparsity"], record["seconds"])
+        self.dist.barrier()
+
+    def _priors_for(self, size):
+        from facedet.priors import make_priors
+
+        key = tuple(size)
+        if key not in self._priors:
+            self._priors[key] = make_priors(*key).to(self.device)
+        return self._priors[key]
+
+    def _stage(self, message):
+        if _cancelled(self.cancel):
+            raise Cancelled()
+        total = self.schedule.total_epochs
+        self.progress(Progress("stage", total - 1, total, message=message))
+
+    # --- the results store -----------------------------------------------------------------
+    def _open_store_record(self):
+        if self.store is None:
+            return
+        if self.run_id is None:
+            self.run_id = _read_run_id(self.run_dir)
+        if self.run_id is not None:
+            try:
+                self.store.resume_run(self.run_id)
+                return
+            except DataError:
+                self.run_id = None  # recorded in another store (or deleted): record afresh
+        self.run_id = self.store.start_run(
+            "train", self.config.to_dict(), self.config.detector, self.config.criterion, self.config.rate,
+            run_dir=str(self.run_dir.resolve()), data=self.data_description,
+        )
+        (self.run_dir / "run.json").write_text(json.dumps({"run_id": self.run_id, "store": str(self.store.path)}))
+
+    def _close_store_record(self, status, message, **figures):
+        if self.store is not None and self.run_id is not None:
+            self.store.finish_run(self.run_id, status, message, **figures)
+
+
+def _cancelled(cancel):
+    if cancel is None:
+        return False
+    if hasattr(cancel, "is_set"):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+def _prepare_run_dir(config, run_dir, resume, is_main):
+    """``(config, state or None)``: a fresh run directory, or the saved state of a resumed one."""
+    config_file, state_file = run_dir / CONFIG_FILE, run_dir / STATE_FILE
+    if not resume:
+        if state_file.exists():
+            raise DataError(f"{run_dir} already holds a run: pass --resume to continue it, or pick another --run-dir")
+        if is_main:
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                config_file.write_text(json.dumps(config.to_dict(), indent=1))
+            except OSError as err:
+                raise DataError(f"cannot write into the run directory {run_dir}: {err.strerror or err}") from None
+        return config, None
+    if not config_file.is_file():
+        raise DataError(f"nothing to resume in {run_dir} (no {CONFIG_FILE})")
+    saved = TrainConfig.from_dict(json.loads(config_file.read_text()))
+    if config is not None:
+        different = [name for name, value in config.to_dict().items()
+                     if name not in RESUMABLE_CHANGES and saved.to_dict()[name] != value]
+        if different:
+            raise DataError(f"--resume with different settings ({', '.join(different)}) than the run in {run_dir}")
+        saved = TrainConfig.from_dict({**saved.to_dict(), **{k: getattr(config, k) for k in RESUMABLE_CHANGES}})
+    if not state_file.is_file():
+        return saved, None  # interrupted before its first epoch ended: start it again
+    try:
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise DataError(f"{state_file} is unreadable ({type(err).__name__}); the run cannot be resumed") from None
+    return saved, state
+
+
+def _initial_model(config, state):
+    from facedet.models import create_model
+    from facedet.weights import load_model
+
+    if state is not None:
+        model = create_model(config.detector)
+        model.load_state_dict(state["model"])
+        return model
+    model, _ = load_model(config.weights or config.detector, arch=config.detector)
+    return model
+
+
+def _optimizer(config, model):
+    kind = config.optimizer
+    if kind == "auto":
+        kind = "sgd" if config.detector == "extd" else "adam"
+    if kind == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _save_state(run_dir, state):
+    """Write the training state atomically: a crash mid-write leaves the previous epoch's."""
+    path = run_dir / STATE_FILE
+    tmp = path.with_name(f".{STATE_FILE}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _read_run_id(run_dir):
+    try:
+        return int(json.loads((run_dir / "run.json").read_text())["run_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def describe_eta(seconds):
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,145 @@
+"""Soft filter pruning + fine-tuning on the generated sample set, on CPU: the loss goes down, the
+masks end frozen at the requested rate, an interrupted run resumes to exactly the same result,
+and everything is recorded in the results store."""
+
+import copy
+
+import pytest
+import torch
+
+from facedet.params import count_parameters
+from facedet.priors import make_priors
+from facedet.weights import load_model
+from pruning import ResultsStore, TrainConfig, one_shot_prune
+from pruning.data import calibration_batch
+from pruning.graph import prunable_convs
+from pruning.loss import MultiBoxLoss
+from pruning.masks import masks_from_lists, masks_of
+from pruning.train import train
+
+RATE = 0.5
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Two cores shared by several test runs: OpenMP's spinning threads would make steps 10x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def data_dir(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        folder = tmp_path_factory.mktemp("pruning_data")
+        mp.setenv("PRUNING_DATA_DIR", str(folder))
+        yield folder
+
+
+def _config(weights_dir, **changes):
+    settings = dict(detector="eresfd", criterion="fpgm", rate=RATE, weights=str(weights_dir / "eresfd.pth"),
+                    epochs=2, finetune_epochs=1, prune_every=1, batch_size=2, crop_size=320, sample_images=8,
+                    max_images=8, evaluate=False, threads=1)
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
+def _fixed_batch_loss(model):
+    images, boxes = calibration_batch(size=320, images=8, seed=123)
+    model.eval()
+    with torch.no_grad():
+        loc, conf = model(images)
+        loss_loc, loss_conf = MultiBoxLoss()(loc, conf, make_priors(320, 320), boxes)
+    return float(loss_loc + loss_conf)
+
+
+@pytest.fixture(scope="module")
+def finished_run(weights_dir, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("sfp_run")
+    store = ResultsStore(run_dir.parent / "results.sqlite3")
+    events = []
+    result = train(_config(weights_dir, evaluate=True, eval_images=4), run_dir, store=store, progress=events.append)
+    return result, store, events, run_dir
+
+
+def test_a_short_sfp_run_lowers_the_loss_of_the_pruned_model(finished_run, weights_dir):
+    result, _, _, _ = finished_run
+    assert result.status == "finished"
+    assert [h["phase"] for h in result.history] == ["sfp", "sfp", "finetune"]
+    dense, _ = load_model(weights_dir / "eresfd.pth")
+    one_shot = copy.deepcopy(dense)
+    one_shot_prune(one_shot, "fpgm", RATE)
+    assert _fixed_batch_loss(result.model) < 0.95 * _fixed_batch_loss(one_shot)
+
+
+def test_the_run_ends_with_frozen_masks_at_the_requested_rate(finished_run):
+    result, _, _, run_dir = finished_run
+    state = torch.load(run_dir / "state.pth", weights_only=True)
+    masks = masks_from_lists(state["masks"])
+    model = result.model
+    for name, conv in prunable_convs(model):
+        assert int((~masks[name]).sum()) == int(conv.out_channels * RATE)
+    # Every masked filter is still exactly zero after the fine-tuning epoch.
+    found = masks_of(model)
+    assert all(not bool((found[name] & ~keep).any()) for name, keep in masks.items())
+    assert count_parameters(model).nonzero <= 47_284  # the one-shot count at 50 %
+    saved, _ = load_model(run_dir / "model.pth")
+    assert count_parameters(saved) == count_parameters(model)
+
+
+def test_the_run_is_recorded_with_its_figures(finished_run):
+    result, store, events, run_dir = finished_run
+    run = store.get_run(result.run_id)
+    assert run["status"] == "finished"
+    assert [e["epoch"] for e in run["epochs"]] == [0, 1, 2]
+    assert [e["loss"] for e in run["epochs"]] == pytest.approx([h["loss"] for h in result.history])
+    assert run["config"]["criterion"] == "fpgm" and run["rate"] == RATE
+    assert run["code_revision"]
+    assert run["parameters"] == 92_208 and run["nonzero_parameters"] == count_parameters(result.model).nonzero
+    assert run["compact_parameters"] < run["parameters"] and run["compact_flops"] < run["flops"]
+    assert all(run[k] is not None for k in ("ap_easy", "ap_medium", "ap_hard", "latency_ms", "compact_latency_ms"))
+    compact, ckpt = load_model(run["compact_checkpoint"])
+    assert ckpt.compact and count_parameters(compact).total == run["compact_parameters"]
+    # Progress: every step with loss and ETA, every epoch, then the finishing stages.
+    steps = [e for e in events if e.kind == "step"]
+    assert len(steps) == 12 and all(e.loss > 0 and e.eta_s is not None for e in steps)
+    assert steps[-1].eta_s == pytest.approx(0.0, abs=1e-6)
+    assert [e.message for e in events if e.kind == "stage"] == ["measuring", "compacting", "evaluating", "recording"]
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(weights_dir, tmp_path):
+    config = _config(weights_dir)
+    store = ResultsStore(tmp_path / "results.sqlite3")
+    straight = train(config, tmp_path / "straight", store=store)
+
+    # Stop during the second epoch (after its first step), then resume.
+    seen = []
+    stop = lambda: len(seen) >= 5  # noqa: E731
+    interrupted = train(config, tmp_path / "resumed", store=store,
+                        progress=lambda e: seen.append(e) if e.kind == "step" else None, cancel=stop)
+    assert interrupted.status == "cancelled" and len(interrupted.history) == 1
+    assert store.get_run(interrupted.run_id)["status"] == "cancelled"
+    resumed = train(config, tmp_path / "resumed", resume=True, store=store)
+    assert resumed.status == "finished" and resumed.run_id == interrupted.run_id
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    run = store.get_run(resumed.run_id)
+    assert run["status"] == "finished" and [e["epoch"] for e in run["epochs"]] == [0, 1, 2]
+
+
+def test_bad_settings_are_reported_plainly(weights_dir, tmp_path):
+    from facedet.errors import FacedetError
+
+    with pytest.raises(FacedetError, match="criterion"):
+        _config(weights_dir, criterion="nope")
+    with pytest.raises(FacedetError, match="crop_size"):
+        _config(weights_dir, crop_size=100)
+    with pytest.raises(FacedetError, match="nothing to resume"):
+        train(_config(weights_dir), tmp_path / "empty", resume=True)
+    train_dir = tmp_path / "busy"
+    (train_dir).mkdir()
+    (train_dir / "state.pth").write_bytes(b"")
+    with pytest.raises(FacedetError, match="already holds a run"):
+        train(_config(weights_dir), train_dir)
