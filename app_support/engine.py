@@ -5,8 +5,6 @@ every function degrades to "not available" when the engine is not installed."""
 import copy
 from pathlib import Path
 
-import streamlit as st
-
 
 def available(*names):
     """True when the engine provides every one of ``names`` (default: its criteria)."""
@@ -72,73 +70,75 @@ def store_location():
 def runs():
     """All runs of the results store as dicts (newest first); [] without the engine."""
     store = open_store()
-    return [] if store is None else [dict(r) for r in store.runs()]
+    return [] if store is None else store.runs()
 
 
 def delete_runs(run_ids):
     store = open_store()
     for run_id in run_ids:
-        store.delete(run_id)
-
-
-def pr_curves(run_id):
-    """{subset: (recall, precision)} of an evaluated run, or None."""
-    return open_store().pr_curves(run_id)
+        store.delete_run(int(run_id))
 
 
 def is_wider(run):
-    """True when the run was evaluated on WIDER FACE (not on the generated sample set)."""
-    return bool(run.get("wider_root"))
+    """True when the run trained and was evaluated on WIDER FACE (not on the generated sample set)."""
+    return bool(run.get("config", {}).get("wider"))
+
+
+def run_label(run):
+    data = "WIDER FACE" if is_wider(run) else "sample set"
+    return f"#{run['id']} {run['detector']} {criterion_label(run['criterion'])} {round(run['rate'] * 100)} % ({data})"
+
+
+def evaluation_inputs(run):
+    """(data root, ground-truth folder, image limit) the run was evaluated on."""
+    from pruning.data import training_root
+    from pruning.results import ground_truth_dir
+
+    config = run.get("config", {})
+    root, _ = training_root(config.get("wider"), config.get("sample_images", 20))
+    return root, ground_truth_dir(root), config.get("eval_images")
 
 
 def user_runs():
     """The evaluated runs as trade-off points (see facedet.viz.tradeoffs.run_points)."""
-    points = []
-    for run in runs():
-        if run.get("ap_easy") is None:
-            continue
-        label = f"#{run['id']} {run['detector']} {str(run['criterion']).upper()} {round(run['rate'] * 100)}%"
-        points.append(dict(label=label, detector=run["detector"], criterion=run["criterion"], rate=run["rate"],
-                           easy=run["ap_easy"], medium=run["ap_medium"], hard=run["ap_hard"],
-                           parameters=run.get("nonzero_parameters"), gflops=None, latency_ms=run.get("latency_ms"),
-                           checkpoint=run.get("checkpoint"), wider=is_wider(run)))
-    return points
+    return [dict(label=run_label(run), detector=run["detector"], criterion=run["criterion"], rate=run["rate"],
+                 easy=run["ap_easy"], medium=run["ap_medium"], hard=run["ap_hard"],
+                 parameters=run.get("nonzero_parameters"), gflops=None, latency_ms=None,
+                 checkpoint=run.get("checkpoint"), wider=is_wider(run))
+            for run in runs() if run.get("ap_easy") is not None and run.get("checkpoint")]
 
 
 def session_checkpoints(arch):
     """{label: checkpoint path} of the finished sessions for detector ``arch``, newest first."""
-    found = {}
-    for run in runs():
-        if run.get("detector") == arch and run.get("status") == "finished" and run.get("checkpoint"):
-            data = "WIDER FACE" if is_wider(run) else "sample set"
-            label = f"#{run['id']} {str(run['criterion']).upper()} {round(run['rate'] * 100)} % ({data})"
-            found[label] = run["checkpoint"]
-    return found
+    return {run_label(run): run["checkpoint"] for run in runs()
+            if run.get("detector") == arch and run.get("status") == "finished" and run.get("checkpoint")}
 
 
 # ---- background sessions -----------------------------------------------------------------------
 
-@st.cache_resource
 def session_queue():
     """The one queue of this server process: sessions run one at a time in the background and
     outlive page reloads (every browser tab sees the same queue)."""
-    from pruning import SessionQueue
+    from pruning.session import shared_queue
 
-    return SessionQueue(store=open_store())
+    return shared_queue()
 
 
-def start_session(detector, criterion, rate, epochs, finetune_epochs, wider_root=None):
-    """Queue a prune-and-fine-tune session; returns its id."""
+def start_session(detector, criterion, rate, epochs, finetune_epochs, wider_root=None, train_images=16,
+                  eval_images=None, crop_size=320):
+    """Queue a prune-and-fine-tune session; returns its id. ``eval_images``: evaluate on the first N
+    validation images only (None: all)."""
     from pruning import SessionConfig
 
     config = SessionConfig(detector=detector, criterion=criterion, rate=rate, epochs=epochs,
-                           finetune_epochs=finetune_epochs, wider_root=wider_root, device="auto")
+                           finetune_epochs=finetune_epochs, wider=wider_root, max_images=train_images,
+                           crop_size=crop_size, options={"eval_images": eval_images})
     return session_queue().submit(config)
 
 
 def sessions():
-    """Status of every session this server has run or queued, newest first."""
-    return list(reversed(session_queue().sessions()))
+    """``pruning.session.SessionStatus`` of every session this server has run or queued, newest first."""
+    return session_queue().sessions()
 
 
 def cancel_session(session_id):

@@ -1,6 +1,10 @@
 """Common page set-up: wide layout, large plain headings for a projector, and the navigation."""
 
+import pandas  # noqa: F401  (see below)
 import streamlit as st
+
+# pandas is imported here, up front, because Plotly imports it lazily on first use: doing that in a
+# page while a background pruning session's thread is importing it too can find it half-initialised.
 
 APP_NAME = "Pruning lightweight face detectors"
 # (script, title, icon, what it is for); Streamlit's own page list is hidden (.streamlit/config.toml)

@@ -7,6 +7,7 @@ import streamlit as st
 
 from app_support import engine
 from app_support.page import setup
+from facedet.errors import FacedetError
 
 DETECTORS = {"eresfd": "EResFD", "extd": "EXTD"}
 ACTIVE = ("queued", "running")
@@ -42,23 +43,68 @@ with form:
             "wider": "WIDER FACE (give its root folder)"}.get)
         wider_root = st.text_input("WIDER FACE root", key="prune_wider_root",
                                    placeholder="folder holding WIDER_train/, WIDER_val/, wider_face_split/")
+        with st.expander("Quick-run settings"):
+            sizes = st.columns(3)
+            train_images = sizes[0].number_input("Training images (first N)", 1, 20000, 16, key="prune_train_images")
+            eval_images = sizes[1].number_input("Evaluation images (first N, 0 = all)", 0, 5000, 0,
+                                                key="prune_eval_images")
+            crop = sizes[2].select_slider("Training crop (px)", [128, 160, 224, 320, 480, 640], value=320,
+                                          key="prune_crop")
         st.caption(f"Runs on {_device()}.")
         start = st.form_submit_button("Start", type="primary")
     if start:
         if data == "wider" and not (wider_root and Path(wider_root).expanduser().is_dir()):
             st.error(f"WIDER FACE root not found: {wider_root or '(empty)'}")
         else:
-            session_id = engine.start_session(arch, criterion, rate / 100, int(epochs), int(finetune_epochs),
-                                              str(Path(wider_root).expanduser()) if data == "wider" else None)
-            st.success(f"Session {session_id} queued.")
+            try:
+                engine.start_session(arch, criterion, rate / 100, int(epochs), int(finetune_epochs),
+                                     str(Path(wider_root).expanduser()) if data == "wider" else None,
+                                     train_images=int(train_images), eval_images=int(eval_images) or None,
+                                     crop_size=int(crop))
+            except FacedetError as err:
+                st.error(f"Cannot start: {err}")
+            else:
+                st.success("Session queued: follow it on the right.")
 
 
-def _loss_chart(session):
-    steps, losses = zip(*session["losses"]) if session.get("losses") else ((), ())
-    fig = go.Figure(go.Scatter(x=steps, y=losses, mode="lines", line=dict(color="#0072B2", width=2)))
-    fig.update_layout(height=220, margin=dict(l=50, r=10, t=10, b=40), template="plotly_white",
-                      xaxis_title="step", yaxis_title="loss", font=dict(size=13))
+@st.cache_resource
+def _step_losses():
+    """{session id: [(epoch + step / steps, loss), ...]}: the running sessions' step losses, sampled at
+    each poll of the board; kept for the whole server process so that a page reload keeps them."""
+    return {}
+
+
+def _record(status):
+    p = status.progress
+    if p is not None and p.kind == "step" and p.loss is not None and p.steps:
+        points = _step_losses().setdefault(status.id, [])
+        x = p.epoch + p.step / p.steps
+        if not points or points[-1][0] != x:
+            points.append((x, p.loss))
+    return _step_losses().get(status.id, [])
+
+
+def _loss_chart(status, steps):
+    fig = go.Figure()
+    if steps:
+        fig.add_trace(go.Scatter(x=[x for x, _ in steps], y=[y for _, y in steps], mode="lines+markers",
+                                 name="step loss (sampled)", line=dict(color="#0072B2", width=2), marker=dict(size=5)))
+    if status.losses:
+        fig.add_trace(go.Scatter(x=list(range(1, len(status.losses) + 1)), y=status.losses, mode="lines+markers",
+                                 name="epoch mean", line=dict(color="#D55E00", width=3), marker=dict(size=9)))
+    fig.update_layout(height=240, margin=dict(l=50, r=10, t=10, b=40), template="plotly_white", font=dict(size=13),
+                      xaxis_title="epoch", yaxis_title="loss", legend=dict(orientation="h", y=1.15))
     return fig
+
+
+def _progress(p):
+    """(fraction done, text) of a pruning.train.Progress event (epochs count from 0, steps from 1)."""
+    if p.kind == "stage":
+        return 1.0, f"{p.message or p.phase}…"
+    done = (p.epoch + (p.step / p.steps if p.steps else 0)) / max(1, p.epochs)
+    loss = f" · loss {p.loss:.3f}" if p.loss is not None else ""
+    return min(max(done, 0.0), 1.0), (f"epoch {p.epoch + 1}/{p.epochs} ({p.phase}) · step {p.step}/{p.steps}"
+                                      f"{loss} · {_eta(p.eta_s)}")
 
 
 def _eta(seconds):
@@ -75,24 +121,31 @@ def session_board():
         st.info("No sessions yet. Start one on the left; it keeps running if you reload or leave the page.")
         return
     for s in sessions:
+        config = s.config
         with st.container(border=True):
             head, button = st.columns([4, 1])
-            data = "WIDER FACE" if s.get("wider_root") else "sample set, NOT WIDER FACE"
-            head.markdown(f"**Session {s['id']}** · {DETECTORS.get(s['detector'], s['detector'])} "
-                          f"{str(s['criterion']).upper()} {round(s['rate'] * 100)} % · {data} · **{s['state']}**")
-            if s["state"] in ACTIVE and button.button("Cancel", key=f"cancel-{s['id']}"):
-                engine.cancel_session(s["id"])
-            if s["state"] == "running":
-                st.progress(min(max(s.get("progress") or 0.0, 0.0), 1.0),
-                            text=f"epoch {s.get('epoch', 0)}/{s.get('epochs', '?')} · {s.get('phase', '')} · {_eta(s.get('eta_s'))}")
-            if s.get("losses"):
-                st.plotly_chart(_loss_chart(s), width="stretch", theme=None, key=f"loss-{s['id']}-{len(s['losses'])}")
-            if s["state"] == "finished" and s.get("ap_easy") is not None:
-                st.success(f"AP easy / medium / hard: {s['ap_easy']:.3f} / {s['ap_medium']:.3f} / {s['ap_hard']:.3f}"
-                           + ("" if s.get("wider_root") else " (sample set, not WIDER FACE)")
-                           + " — now in Compare, Trade-offs and Results.")
-            if s.get("error"):
-                st.error(s["error"])
+            data = "WIDER FACE" if config.wider else "sample set, NOT WIDER FACE"
+            head.markdown(f"**{DETECTORS[config.detector]} {engine.criterion_label(config.criterion)} "
+                          f"{round(config.rate * 100)} %** · {config.epochs} SFP + {config.finetune_epochs} fine-tune "
+                          f"epochs · {data} · **{s.state}**")
+            if s.state in ACTIVE:
+                button.button("Cancel", key=f"cancel-{s.id}", on_click=engine.cancel_session, args=(s.id,))
+            steps = _record(s)
+            if s.state == "running" and s.progress is not None:
+                st.progress(*_progress(s.progress))
+            elif s.state == "queued":
+                st.caption("Waiting for the session before it to finish (one session runs at a time).")
+            if steps or s.losses:
+                st.plotly_chart(_loss_chart(s, steps), width="stretch", theme=None,
+                                key=f"loss-{s.id}-{len(steps)}-{len(s.losses)}")
+            figures = s.figures or {}
+            if s.state == "finished" and figures.get("ap_easy") is not None:
+                st.success(f"AP easy / medium / hard: {figures['ap_easy']:.3f} / {figures['ap_medium']:.3f} / "
+                           f"{figures['ap_hard']:.3f}" + ("" if config.wider else " (sample set, not WIDER FACE)")
+                           + f" · {figures.get('nonzero_parameters', 0):,} nonzero parameters · run #{s.run_id} "
+                           "is now in Compare, Trade-offs and Results.")
+            if s.error:
+                st.error(s.error)
 
 
 with board:

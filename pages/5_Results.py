@@ -4,16 +4,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_support import engine
+from app_support import cached, engine
 from app_support.page import setup
-
-COLUMNS = {  # store field -> column title
-    "id": "run", "status": "status", "detector": "detector", "criterion": "criterion", "rate": "rate",
-    "epochs": "SFP epochs", "finetune_epochs": "fine-tune epochs", "data": "data", "ap_easy": "AP easy",
-    "ap_medium": "AP medium", "ap_hard": "AP hard", "nonzero_parameters": "parameters (nonzero)",
-    "sparsity": "sparsity", "flops": "FLOPs", "latency_ms": "latency (ms)", "started": "started",
-    "finished": "finished", "revision": "code revision", "checkpoint": "checkpoint",
-}
+from facedet.errors import FacedetError
 
 setup("Results", "Every pruning run in the results store")
 if not engine.available("ResultsStore"):
@@ -25,11 +18,24 @@ runs = engine.runs()
 if not runs:
     st.info("The results store is empty: start a session on the Prune page.")
     st.stop()
-for run in runs:
-    run["data"] = "WIDER FACE" if engine.is_wider(run) else "sample set (NOT WIDER FACE)"
-table = pd.DataFrame(runs)
-table = table[[c for c in COLUMNS if c in table]].rename(columns=COLUMNS)
 
+
+def _row(run):
+    config = run.get("config", {})
+    return {
+        "run": run["id"], "status": run["status"], "detector": run["detector"], "criterion": run["criterion"],
+        "rate": run["rate"], "SFP epochs": config.get("epochs"), "fine-tune epochs": config.get("finetune_epochs"),
+        "data": "WIDER FACE" if engine.is_wider(run) else "sample set (NOT WIDER FACE)",
+        "AP easy": run.get("ap_easy"), "AP medium": run.get("ap_medium"), "AP hard": run.get("ap_hard"),
+        "parameters (nonzero)": run.get("nonzero_parameters"), "sparsity": run.get("sparsity"),
+        "compact parameters": run.get("compact_parameters"), "GFLOPs (640×640)": (run.get("nonzero_flops") or 0) / 1e9 or None,
+        "latency ms (640×640)": run.get("latency_ms"), "compact latency ms": run.get("compact_latency_ms"),
+        "started": run.get("created_at"), "finished": run.get("finished_at"), "code": run.get("code_revision"),
+        "message": run.get("message"), "checkpoint": run.get("checkpoint"),
+    }
+
+
+table = pd.DataFrame([_row(r) for r in runs])
 filters = st.columns(4)
 chosen = {}
 for column, name in zip(filters, ("detector", "criterion", "status", "data")):
@@ -37,40 +43,50 @@ for column, name in zip(filters, ("detector", "criterion", "status", "data")):
     chosen[name] = column.multiselect(name.capitalize(), options, default=options, key=f"results_{name}")
 shown = table[pd.concat([table[n].astype(str).isin(v) for n, v in chosen.items()], axis=1).all(axis=1)]
 
+percent = st.column_config.NumberColumn(format="percent")
+ap = st.column_config.NumberColumn(format="%.4f")
 event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
-                     key="results_table", column_config={
-                         "rate": st.column_config.NumberColumn(format="percent"),
-                         "sparsity": st.column_config.NumberColumn(format="percent"),
-                         "AP easy": st.column_config.NumberColumn(format="%.4f"),
-                         "AP medium": st.column_config.NumberColumn(format="%.4f"),
-                         "AP hard": st.column_config.NumberColumn(format="%.4f")})
-selected = shown.iloc[event.selection.rows]["run"].tolist() if event and event.selection.rows else []
-st.caption(f"{len(shown)} of {len(table)} runs shown. Click a column title to sort; tick rows to delete them "
-           "or to draw their precision-recall curves. Sample-set APs are not WIDER FACE numbers.")
+                     key="results_table", column_config={"rate": percent, "sparsity": percent, "AP easy": ap,
+                                                         "AP medium": ap, "AP hard": ap})
+selected = shown.iloc[event.selection.rows]["run"].tolist() if event.selection.rows else []
+st.caption(f"{len(shown)} of {len(table)} runs shown. Click a column title to sort; tick rows to delete them or "
+           "to draw their precision-recall curves. Sample-set APs are not WIDER FACE numbers. FLOPs count the "
+           "nonzero weights; latency is the network alone, as the engine measures them.")
 
 actions = st.columns([1, 1, 2])
 actions[0].download_button("Download these runs as CSV", data=shown.to_csv(index=False), file_name="runs.csv",
                            mime="text/csv")
-if actions[1].button(f"Delete {len(selected)} selected", disabled=not selected, key="results_delete"):
+if actions[1].button(f"Delete {len(selected)} selected run(s)", disabled=not selected, key="results_delete"):
     engine.delete_runs(selected)
     st.rerun()
 
 st.subheader("Precision-recall curves")
+by_id = {r["id"]: r for r in runs}
+evaluated = [r["id"] for r in runs if r.get("ap_easy") is not None and r.get("checkpoint")]
+picked = [i for i in selected if i in evaluated] or evaluated[:1]
+if not evaluated:
+    st.info("No evaluated run yet.")
+    st.stop()
+st.caption("Curves come from running each checkpoint again over the images it was evaluated on (single scale), "
+           f"for: {', '.join(engine.run_label(by_id[i]) for i in picked)}. Tick rows above to choose others.")
 subset = st.segmented_control("Subset", ["easy", "medium", "hard"], default="hard", required=True,
                               format_func=str.capitalize, key="results_subset")
-curves = {run_id: engine.pr_curves(run_id) for run_id in (selected or shown["run"].tolist())}
-curves = {run_id: c for run_id, c in curves.items() if c}
-if not curves:
-    st.info("No evaluated run among these.")
-else:
+if st.toggle("Draw the curves", key="results_draw"):
     fig = go.Figure()
-    by_id = {r["id"]: r for r in runs}
-    for run_id, c in curves.items():
-        recall, precision = c[subset]
-        r = by_id[run_id]
+    for run_id in picked:
+        run = by_id[run_id]
+        try:
+            root, gt_dir, limit = engine.evaluation_inputs(run)
+            if gt_dir is None:
+                st.warning(f"Run {run_id}: no ground truth for {root}, so no curves.")
+                continue
+            aps, curves = cached.pr_curves(run["checkpoint"], str(root), str(gt_dir), limit)
+        except FacedetError as err:
+            st.error(f"Run {run_id}: {err}")
+            continue
+        recall, precision = curves[subset]
         fig.add_trace(go.Scatter(x=recall, y=precision, mode="lines", line=dict(width=3),
-                                 name=f"#{run_id} {r['detector']} {str(r['criterion']).upper()} {round(r['rate'] * 100)} % "
-                                      f"({r['data']})"))
-    fig.update_layout(height=560, template="plotly_white", font=dict(size=16), xaxis=dict(title="recall", range=[0, 1]),
-                      yaxis=dict(title="precision", range=[0, 1.02]), legend=dict(font=dict(size=14)))
+                                 name=f"{engine.run_label(run)}: AP {aps[subset]:.3f}"))
+    fig.update_layout(height=560, template="plotly_white", font=dict(size=16), legend=dict(font=dict(size=14)),
+                      xaxis=dict(title="recall", range=[0, 1]), yaxis=dict(title="precision", range=[0, 1.02]))
     st.plotly_chart(fig, width="stretch", theme=None)

@@ -1,0 +1,111 @@
+"""A tiny pruning session through the app (streamlit AppTest): Prune starts it in the background,
+sessions queue, a reload finds them, and the result appears in Results, Compare and Trade-offs."""
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TINY = {"prune_epochs": 1, "prune_finetune": 1, "prune_train_images": 4, "prune_eval_images": 3,
+        "prune_crop": 128, "prune_rate": 50}
+
+
+@pytest.fixture(scope="module")
+def engine_dirs(tmp_path_factory, weights_dir):
+    """The pruning engine's data folder and results store in a temporary place, for this module."""
+    folder = tmp_path_factory.mktemp("pruning")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PRUNING_DATA_DIR", str(folder))
+    patch.setenv("PRUNING_RESULTS_DB", str(folder / "results.sqlite3"))
+    yield folder
+    from pruning.session import shared_queue
+
+    for status in shared_queue().sessions():  # leave no training thread behind
+        shared_queue().cancel(status.id)
+        shared_queue().wait(status.id, timeout=120)
+    patch.undo()
+
+
+def open_page(page):
+    return AppTest.from_file(APP, default_timeout=300).switch_page(page)
+
+
+def start(at, **settings):
+    for key, value in dict(TINY, **settings).items():
+        at.session_state[key] = value
+    at.run()
+    at.button[0].click().run()  # the form's Start button
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Session queued" in at.success[0].value
+
+
+def headlines(at):
+    return [m.value for m in at.markdown if m.value.startswith("**")]
+
+
+def wait_until(at, condition, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        at.run()
+        assert not at.exception
+        if condition(at):
+            return
+        time.sleep(1)
+    pytest.fail(f"timed out; the board shows {headlines(at)} {[p.proto.text for p in at.get('progress')]}")
+
+
+def test_tiny_session_end_to_end(engine_dirs):
+    at = open_page("pages/2_Prune.py").run()
+    assert "No sessions yet" in at.info[0].value
+
+    start(at)  # the session to keep
+    start(at, prune_rate=10)  # started at once: it must wait for the first, not collide with it
+    board = headlines(at)
+    assert len(board) == 2 and board[0].endswith("**queued**") and "50 %" in board[1]
+
+    at.button(key=[b.key for b in at.button if b.key and b.key.startswith("cancel-")][0]).click().run()
+    assert headlines(at)[0].endswith("**cancelled**")  # the queued one is dropped, the first goes on
+
+    seen_progress = []
+    wait_until(at, lambda a: seen_progress.extend(p.proto.text for p in a.get("progress")) or
+               any("AP easy / medium / hard" in s.value for s in a.success), 600)
+    assert any(text.startswith("epoch ") and "ETA" in text for text in seen_progress)
+    assert at.get("plotly_chart")  # the loss chart
+    finished = next(s.value for s in at.success if "AP easy" in s.value)
+    assert "(sample set, not WIDER FACE)" in finished
+
+    reloaded = open_page("pages/2_Prune.py").run()  # a new browser session: the queue is still there
+    assert [h.rsplit("**", 2)[-2] for h in headlines(reloaded)] == ["cancelled", "finished"]
+
+    # Results: the run, its PR curves, CSV, delete.
+    results = open_page("pages/5_Results.py").run()
+    assert not results.exception
+    table = results.dataframe[0].value
+    assert list(table["status"]) == ["finished"] and table["data"].iloc[0] == "sample set (NOT WIDER FACE)"
+    run_id = int(table["run"].iloc[0])
+    results.toggle(key="results_draw").set_value(True).run()
+    assert not results.exception and not results.error
+    assert results.get("plotly_chart")
+
+    # Compare: the session's model on the right.
+    compare = open_page("pages/1_Compare.py")
+    compare.session_state["sample"] = "grace_hopper.jpg"
+    compare.session_state["source"] = "session"
+    compare.run()
+    assert not compare.exception and not compare.error
+    assert compare.subheader[-1].value.startswith(f"Pruned: #{run_id} eresfd")
+    assert f"{int(table['parameters (nonzero)'].iloc[0]):,}" == [m.value for m in compare.metric][-2]
+
+    # Trade-offs: the run, marked as not WIDER FACE.
+    tradeoffs = open_page("pages/3_Trade_offs.py").run()
+    assert not tradeoffs.exception
+    assert "Your runs (sample set, NOT WIDER FACE)" in tradeoffs.get("plotly_chart")[0].proto.spec
+
+    # Delete: tick the run's row, press Delete.
+    results.session_state["results_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    results.run()
+    results.button(key="results_delete").click().run()
+    assert not results.exception
+    assert results.info[0].value.startswith("The results store is empty")
