@@ -1,0 +1,65 @@
+"""CPU cost of pruned detectors: dense vs masked vs compact, in PyTorch and ONNX Runtime.
+
+For each checkpoint (default: the published EResFD and EXTD pruned by FPGM at 50 %), compacts
+it (``pruning.compact``), checks that the outputs agree, and prints parameters, FLOPs and the
+median CPU latency of one 640x640 forward pass of the dense architecture (the masked model computes
+exactly like it) and of the compact model, in PyTorch and in ONNX Runtime.
+
+    python benchmarks/bench_compact.py [--weights eresfd-fpgm-50 extd-fpgm-50] [--runs 20]
+                                       [--threads 1] [--size 640x640]
+
+Weights are registry names (found in $FACEDET_WEIGHTS_DIR or downloaded) or paths. Latency
+depends on what else runs on the machine: compare rows from the same run.
+"""
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from facedet.params import count_parameters  # noqa: E402
+from facedet.weights import load_model  # noqa: E402
+from pruning.compact import compact_model  # noqa: E402
+from pruning.costs import conv_flops, onnx_latency_ms, torch_latency_ms  # noqa: E402
+from pruning.deploy import export_onnx  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", nargs="+", default=["eresfd-fpgm-50", "extd-fpgm-50"])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for both runtimes (default 1)")
+    parser.add_argument("--size", default="640x640", help="input WxH (default 640x640)")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    size = (height, width)
+    torch.set_num_threads(args.threads)
+    print(f"CPU, {args.threads} thread(s), {width}x{height}, median of {args.runs} runs")
+    print(f"{'model':28} {'parameters':>11} {'GFLOPs':>8} {'torch ms':>9} {'ORT ms':>8} {'torch x':>8} {'ORT x':>6}")
+    for name in args.weights:
+        masked, ckpt = load_model(name)
+        result = compact_model(masked)
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = {}
+            for label, model in (("dense/masked", masked), ("compact", result.model)):
+                path = export_onnx(model, Path(tmp) / f"{label.replace('/', '_')}.onnx", size=size)
+                rows[label] = (count_parameters(model), conv_flops(model, *size),
+                               torch_latency_ms(model, size, runs=args.runs, threads=args.threads),
+                               onnx_latency_ms(path, size, runs=args.runs, threads=args.threads))
+        dense = rows["dense/masked"]
+        for label, (counts, flops, torch_ms, onnx_ms) in rows.items():
+            shown = counts.total if label == "compact" else f"{counts.total:,}/{counts.nonzero:,}"
+            shown = f"{shown:,}" if isinstance(shown, int) else shown
+            print(f"{name + ' ' + label:28} {shown:>11} {flops / 1e9:>8.3f} {torch_ms:>9.1f} {onnx_ms:>8.1f} "
+                  f"{dense[2] / torch_ms:>8.2f} {dense[3] / onnx_ms:>6.2f}")
+        print(f"{'':28} outputs agree within {result.max_abs_diff:.1e}; {result.removed_channels} channels removed")
+    print("parameters of dense/masked: total/nonzero; x: speed-up over the dense model")
+
+
+if __name__ == "__main__":
+    main()
