@@ -121,13 +121,14 @@ class SessionQueue:
         config = TrainConfig.from_dict(run["config"])
         status = SessionStatus(uuid.uuid4().hex[:12], f"{config.detector} {config.criterion} (resumed)", "queued",
                                config, run_dir=run["run_dir"], run_id=run_id, submitted_at=time.time())
-        self._resume[status.id] = run["run_dir"]
-        return self._enqueue(status)
+        return self._enqueue(status, resume_dir=run["run_dir"])
 
-    def _enqueue(self, status):
+    def _enqueue(self, status, resume_dir=None):
         with self._lock:
             if self._closed:
                 raise RuntimeError("the session queue is shut down")
+            if resume_dir is not None:
+                self._resume[status.id] = resume_dir
             self._sessions[status.id] = status
             self._pending.append(status.id)
             self._cancel[status.id] = threading.Event()

@@ -21,25 +21,42 @@ def run(args):
         raise FacedetError("--runs must be at least 1")
     from tqdm import tqdm
 
-    from facedet.weights import load_model, save_checkpoint
+    from facedet.weights import load_model
+
+    model, ckpt = load_model(args.checkpoint)  # bad input is reported before any progress is shown
+    steps = ["compacting", "saving", "measuring"] + (["exporting ONNX"] if args.onnx else [])
+    with tqdm(total=len(steps), disable=args.json, leave=False, bar_format="{desc} [{n_fmt}/{total_fmt}]") as bar:
+        report, result = _compact(args, model, ckpt, bar, steps)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{args.checkpoint} ({ckpt.arch}): {result.removed_channels} channels removed, "
+          f"outputs within {result.max_abs_diff:.1e} of the masked model")
+    print(f"  {'':8} {'parameters':>11} {'GFLOPs@640':>11} {'torch ms':>9}" + (f" {'onnx ms':>8}" if args.onnx else ""))
+    for name in ("dense", "masked", "compact"):
+        row = report[name]
+        line = f"  {name:8} {row['parameters']:>11,} {row['flops'] / 1e9:>11.3f} {row['torch_ms']:>9.1f}"
+        print(line + (f" {row['onnx_ms']:>8.1f}" if args.onnx else ""))
+    print("  (masked: nonzero parameters and FLOPs; it runs as fast as the dense model)")
+    print(f"  saved {args.out}" + (f" and {args.onnx} (ONNX Runtime agrees within {report['onnx_max_abs_diff']:.1e})" if args.onnx else ""))
+    return 0
+
+
+def _compact(args, model, ckpt, bar, steps):
+    from facedet.weights import save_checkpoint
     from pruning.compact import compact_model
     from pruning.costs import COST_SIZE, model_costs
 
-    steps = ["loading", "compacting", "saving", "measuring"] + (["exporting ONNX"] if args.onnx else [])
-    bar = tqdm(steps, disable=args.json, leave=False, bar_format="{desc} [{n_fmt}/{total_fmt}]")
     bar.set_description(steps[0])
-    model, ckpt = load_model(args.checkpoint)
-    bar.update()
-    bar.set_description(steps[1])
     result = compact_model(model)
     bar.update()
-    bar.set_description(steps[2])
+    bar.set_description(steps[1])
     save_checkpoint(args.out, result.model, ckpt.arch, compact=True, provenance={
         "source": str(ckpt.path), "source_sha256": ckpt.sha256, "removed_channels": result.removed_channels,
         "max_abs_diff": result.max_abs_diff, **{k: v for k, v in ckpt.meta.get("provenance", {}).items()},
     })
     bar.update()
-    bar.set_description(steps[3])
+    bar.set_description(steps[2])
     masked = model_costs(model, onnx=bool(args.onnx), runs=args.runs, threads=args.threads)
     compact = model_costs(result.model, onnx=bool(args.onnx), runs=args.runs, threads=args.threads)
     bar.update()
@@ -58,24 +75,11 @@ def run(args):
         "out": args.out,
     }
     if args.onnx:
-        bar.set_description(steps[4])
+        bar.set_description(steps[3])
         report["onnx"] = args.onnx
         report["onnx_max_abs_diff"] = _export_and_check(result.model, args.onnx)
         bar.update()
-    bar.close()
-    if args.json:
-        print(json.dumps(report))
-        return 0
-    print(f"{args.checkpoint} ({ckpt.arch}): {result.removed_channels} channels removed, "
-          f"outputs within {result.max_abs_diff:.1e} of the masked model")
-    print(f"  {'':8} {'parameters':>11} {'GFLOPs@640':>11} {'torch ms':>9}" + (f" {'onnx ms':>8}" if args.onnx else ""))
-    for name in ("dense", "masked", "compact"):
-        row = report[name]
-        line = f"  {name:8} {row['parameters']:>11,} {row['flops'] / 1e9:>11.3f} {row['torch_ms']:>9.1f}"
-        print(line + (f" {row['onnx_ms']:>8.1f}" if args.onnx else ""))
-    print("  (masked: nonzero parameters and FLOPs; it runs as fast as the dense model)")
-    print(f"  saved {args.out}" + (f" and {args.onnx} (ONNX Runtime agrees within {report['onnx_max_abs_diff']:.1e})" if args.onnx else ""))
-    return 0
+    return report, result
 
 
 def _export_and_check(model, path):

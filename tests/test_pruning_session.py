@@ -1,0 +1,81 @@
+"""Background sessions for the app: queued, run one at a time, polled, cancelled, resumed."""
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pruning import ResultsStore, SessionConfig, SessionQueue
+
+QUICK = dict(detector="eresfd", criterion="l1", rate=0.3, epochs=1, finetune_epochs=1, max_images=4, batch_size=2,
+             crop_size=256)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def data_dir(tmp_path_factory, weights_dir):
+    with pytest.MonkeyPatch.context() as mp:
+        folder = tmp_path_factory.mktemp("session_data")
+        mp.setenv("PRUNING_DATA_DIR", str(folder))
+        mp.setenv("FACEDET_WEIGHTS_DIR", str(weights_dir))
+        yield folder
+
+
+@pytest.fixture
+def queue(tmp_path):
+    threads = torch.get_num_threads()
+    q = SessionQueue(store=ResultsStore(tmp_path / "results.sqlite3"))
+    yield q
+    q.shutdown(timeout=60)
+    torch.set_num_threads(threads)
+
+
+def _config(**changes):
+    options = {"sample_images": 8, "evaluate": False, "threads": 1, **changes.pop("options", {})}
+    return SessionConfig(**{**QUICK, **changes}, options=options)
+
+
+def _wait_for(predicate, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_session_runs_in_the_background_and_reports_progress(queue):
+    session_id = queue.submit(_config())
+    status = queue.wait(session_id, timeout=180)
+    assert status.state == "finished", status.error
+    assert len(status.losses) == 2 and all(loss > 0 for loss in status.losses)
+    assert status.progress.kind == "stage" and status.figures["compact_parameters"] < status.figures["parameters"]
+    run = queue.store.get_run(status.run_id)
+    assert run["status"] == "finished" and run["run_dir"] == str(Path(status.run_dir).resolve())
+    assert run["criterion"] == "l1" and len(run["epochs"]) == 2 and run["checkpoint"]
+
+
+def test_sessions_can_be_cancelled_running_or_queued_and_resumed(queue):
+    running = queue.submit(_config(epochs=3, finetune_epochs=2))
+    waiting = queue.submit(_config())
+    _wait_for(lambda: (s := queue.status(running)).progress is not None and s.progress.kind == "step")
+    assert queue.status(waiting).state == "queued"
+    assert queue.cancel(waiting) and queue.status(waiting).state == "cancelled"
+    assert queue.cancel(running)
+    status = queue.wait(running, timeout=120)
+    assert status.state == "cancelled"
+    assert queue.store.get_run(status.run_id)["status"] == "cancelled"
+    assert not queue.cancel(running)  # already over
+
+    resumed = queue.resume(status.run_id)
+    final = queue.wait(resumed, timeout=300)
+    assert final.state == "finished", final.error
+    run = queue.store.get_run(status.run_id)
+    assert run["status"] == "finished" and [e["epoch"] for e in run["epochs"]] == [0, 1, 2, 3, 4]
+    assert [s.id for s in queue.sessions()] == [resumed, waiting, running]
+
+
+def test_a_failing_session_does_not_stop_the_queue(queue, tmp_path):
+    bad = queue.submit(_config(wider=str(tmp_path / "no-such-wider")))
+    good = queue.submit(_config())
+    assert queue.wait(bad, timeout=60).state == "failed"
+    assert "not found" in queue.status(bad).error
+    assert queue.wait(good, timeout=180).state == "finished"
