@@ -46,41 +46,37 @@ def masks_of(model):
 @torch.no_grad()
 def apply_masks(model, masks):
     """Zero the weights and bias of every masked filter (in place)."""
+    for param, drop in _masked_parameters(model, masks):
+        param[drop] = 0
+    return model
+
+
+def _masked_parameters(model, masks):
+    """``(parameter, rows to drop)`` for the weight and bias of every masked conv."""
     modules = dict(model.named_modules())
     for name, keep in masks.items():
         conv = modules[name]
         drop = ~keep.to(conv.weight.device)
-        conv.weight[drop] = 0
-        if conv.bias is not None:
-            conv.bias[drop] = 0
-    return model
+        for param in (conv.weight, conv.bias):
+            if param is not None:
+                yield param, drop
 
 
 @torch.no_grad()
 def zero_gradients(model, masks):
     """Zero the gradients of masked filters, so that an optimiser step leaves them at zero."""
-    modules = dict(model.named_modules())
-    for name, keep in masks.items():
-        conv = modules[name]
-        drop = ~keep.to(conv.weight.device)
-        for param in (conv.weight, conv.bias):
-            if param is not None and param.grad is not None:
-                param.grad[drop] = 0
+    for param, drop in _masked_parameters(model, masks):
+        if param.grad is not None:
+            param.grad[drop] = 0
 
 
 @torch.no_grad()
 def zero_optimizer_state(optimizer, model, masks):
     """Zero the optimiser's per-parameter state (momentum, Adam moments) of masked filters."""
-    modules = dict(model.named_modules())
-    for name, keep in masks.items():
-        conv = modules[name]
-        drop = ~keep.to(conv.weight.device)
-        for param in (conv.weight, conv.bias):
-            if param is None:
-                continue
-            for value in optimizer.state.get(param, {}).values():
-                if torch.is_tensor(value) and value.shape[:1] == param.shape[:1] and value.dim() == param.dim():
-                    value[drop] = 0
+    for param, drop in _masked_parameters(model, masks):
+        for value in optimizer.state.get(param, {}).values():
+            if torch.is_tensor(value) and value.dim() == param.dim() and value.shape[:1] == param.shape[:1]:
+                value[drop] = 0
 
 
 def masked_filter_count(masks):

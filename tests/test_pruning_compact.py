@@ -15,16 +15,9 @@ from pruning import compact_model, export_onnx, one_shot_prune
 from pruning.compact import max_output_difference
 from pruning.costs import conv_flops
 from pruning.deploy import onnx_session, run_onnx
+from pruning_helpers import one_thread  # noqa: F401  (autouse fixture)
 
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Two cores shared by several test runs: OpenMP's spinning threads would make this 10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 @pytest.fixture(scope="module")
 def photo(assets_dir):

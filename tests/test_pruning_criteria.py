@@ -12,6 +12,7 @@ from facedet.params import count_parameters
 from facedet.weights import load_model
 from pruning import CRITERIA, layer_selection, masks_of, one_shot_prune, select_filters
 from pruning.graph import prunable_convs
+from pruning_helpers import one_thread  # noqa: F401  (autouse fixture)
 
 RATES = (0.1, 0.2, 0.3, 0.4, 0.5)
 # Tables 1-2 of the paper: nonzero parameters after one-shot masking (EResFD 40 %: the paper
@@ -22,14 +23,6 @@ PAPER_NONZERO = {
 }
 
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Two cores shared by several test runs: OpenMP's spinning threads would make this 10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 @pytest.fixture(scope="module")
 def dense(weights_dir):

@@ -16,17 +16,9 @@ from pruning.graph import prunable_convs
 from pruning.loss import MultiBoxLoss
 from pruning.masks import masks_from_lists, masks_of
 from pruning.train import train
+from pruning_helpers import one_thread  # noqa: F401  (autouse fixture)
 
 RATE = 0.5
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Two cores shared by several test runs: OpenMP's spinning threads would make steps 10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module", autouse=True)
