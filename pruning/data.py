@@ -1,8 +1,8 @@
 """Training data: WIDER FACE when a root is given, else the generated sample set.
 
-Epochs are reproducible: the image order and the augmentation draws of epoch ``e`` depend only
-on the seed and ``e``, so a run resumed at an epoch boundary sees exactly the data an
-uninterrupted run would have seen.
+Epochs are reproducible: the image order of epoch ``e`` and the augmentation of each image in it
+depend only on the seed, ``e`` and the image, not on loader workers or processes, so a run resumed
+at an epoch boundary sees exactly the data an uninterrupted run would have seen.
 """
 
 import os
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from facedet.errors import DataError
 from facedet.wider.dataset import WiderFaceDataset
 from facedet.wider.layout import MARKER, check_split
 from facedet.wider.sample_set import write_sample_set
-from pruning.augment import TrainTransform, collate, seed_worker
+from pruning.augment import TrainTransform, collate
 from pruning.paths import sample_set_dir
 
 SAMPLE_IMAGES = 20
@@ -57,13 +57,13 @@ class EpochLoader:
 
     def __init__(self, root, crop_size=640, batch_size=16, workers=0, seed=0, max_images=None,
                  rank=0, world_size=1):
-        self.transform = TrainTransform(crop_size, rng=seed)
-        dataset = WiderFaceDataset(root, "train", transform=self.transform)
+        dataset = WiderFaceDataset(root, "train")
         if max_images is not None:
             dataset = Subset(dataset, range(min(int(max_images), len(dataset))))
         if len(dataset) == 0:
             raise DataError(f"no training images with faces under {root}")
         self.dataset = dataset
+        self.crop_size = int(crop_size)
         self.batch_size = int(batch_size)
         self.workers = int(workers)
         self.seed = int(seed)
@@ -80,15 +80,26 @@ class EpochLoader:
         if self.world_size > 1:  # every rank a disjoint share (padded to equal length)
             order += order[: (-len(order)) % self.world_size]
             order = order[self.rank :: self.world_size]
-        # In-process augmentation draws from a generator reset per epoch; workers reseed
-        # themselves from the loader's generator (see ``seed_worker``).
-        self.transform.rng = np.random.default_rng([self.seed, epoch, self.rank])
-        return DataLoader(
-            Subset(self.dataset, order), batch_size=self.batch_size, shuffle=False, num_workers=self.workers,
-            collate_fn=collate, worker_init_fn=seed_worker if self.workers else None,
-            generator=torch.Generator().manual_seed(self.seed * 7_919 + epoch * 31 + self.rank),
-            persistent_workers=False, pin_memory=torch.cuda.is_available(),
-        )
+        items = _Augmented(self.dataset, order, self.crop_size, self.seed, epoch)
+        return DataLoader(items, batch_size=self.batch_size, shuffle=False, num_workers=self.workers,
+                          collate_fn=collate, pin_memory=torch.cuda.is_available())
+
+
+class _Augmented(Dataset):
+    """``order``'s images, each augmented with draws seeded by (seed, epoch, image index)."""
+
+    def __init__(self, dataset, order, crop_size, seed, epoch):
+        self.dataset, self.order, self.seed, self.epoch = dataset, order, seed, epoch
+        self.transform = TrainTransform(crop_size)
+
+    def __len__(self):
+        return len(self.order)
+
+    def __getitem__(self, position):
+        index = self.order[position]
+        image, boxes = self.dataset[index]
+        self.transform.rng = np.random.default_rng([self.seed, self.epoch, index])
+        return self.transform(image, boxes)
 
 
 def calibration_batch(size=320, images=4, seed=0):

@@ -121,3 +121,14 @@ def test_criteria_registry_and_bad_input(dense):
         with pytest.raises(FacedetError, match="pruning rate"):
             select_filters(dense["eresfd"], "fpgm", rate)
     assert select_filters(dense["eresfd"], "fpgm", 0.0) == {}
+
+
+def test_taylor_scores_filters_with_gradients_of_the_detection_loss(dense, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNING_DATA_DIR", str(tmp_path))  # its calibration crops: the sample set
+    model = copy.deepcopy(dense["eresfd"])
+    one_shot_prune(model, "taylor", 0.5)
+    assert count_parameters(model).nonzero == PAPER_NONZERO["eresfd"][-1]
+    taylor = select_filters(dense["eresfd"], "taylor", 0.3)
+    assert taylor == select_filters(dense["eresfd"], "taylor", 0.3)  # deterministic calibration data
+    assert taylor != select_filters(dense["eresfd"], "l2", 0.3)
+    assert all(p.grad is None for p in dense["eresfd"].parameters())  # gradients only on a copy

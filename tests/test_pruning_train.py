@@ -121,6 +121,20 @@ def test_an_interrupted_run_resumes_to_the_same_result(weights_dir, tmp_path):
     assert run["status"] == "finished" and [e["epoch"] for e in run["epochs"]] == [0, 1, 2]
 
 
+def test_slimming_training_shrinks_the_batchnorm_scales(weights_dir, tmp_path):
+    from pruning.criteria import slimming_batchnorms
+
+    def gamma_l1(model):
+        return float(sum(bn.weight.detach().abs().sum() for bn in slimming_batchnorms(model)))
+
+    # Adam moves each scale by about the learning rate per step whatever the penalty's size, so
+    # four steps can take at most ~0.004 off each of the ~200 scales.
+    settings = dict(criterion="slimming", epochs=1, finetune_epochs=0, crop_size=256)
+    plain = train(_config(weights_dir, slimming_lambda=0.0, **settings), tmp_path / "plain")
+    slim = train(_config(weights_dir, slimming_lambda=0.05, **settings), tmp_path / "slim")
+    assert gamma_l1(slim.model) < gamma_l1(plain.model) - 0.2
+
+
 def test_bad_settings_are_reported_plainly(weights_dir, tmp_path):
     from facedet.errors import FacedetError
 

@@ -7,6 +7,7 @@ fine-tuning epochs, batch 16, 640x640 crops); a quick look: ``--epochs 2 --finet
 """
 
 import json
+import os
 import sys
 
 
@@ -72,8 +73,11 @@ def run(args):
     from pruning.train import train
 
     store = ResultsStore(args.results_db)
-    with _ProgressBar(disable=args.json) as bar:
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
+    with _ProgressBar(disable=args.json or not main_process) as bar:
         result = train(config, run_dir, resume=args.resume, progress=bar.update, store=store)
+    if not main_process:
+        return 0
     figures = {k: v for k, v in result.figures.items()}
     summary = {"status": result.status, "run_id": result.run_id, "run_dir": str(run_dir),
                "losses": [round(h["loss"], 5) for h in result.history], **figures}
