@@ -39,12 +39,12 @@ class SessionConfig:
     options: dict = field(default_factory=dict)
 
     def train_config(self):
-        return TrainConfig(
+        settings = dict(
             detector=self.detector, criterion=self.criterion, rate=self.rate, epochs=self.epochs,
             finetune_epochs=self.finetune_epochs, prune_every=min(5, max(1, self.epochs)), wider=self.wider,
             max_images=self.max_images, crop_size=self.crop_size, batch_size=self.batch_size, device=self.device,
-            **self.options,
         )
+        return TrainConfig(**{**settings, **self.options})
 
     def label(self):
         return f"{self.detector} {self.criterion} {round(self.rate * 100)}%"
