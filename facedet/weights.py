@@ -23,6 +23,7 @@ from facedet.paths import cache_dir
 _REGISTRY_FILE = Path(__file__).with_name("pretrained.json")
 CHECKPOINT_FORMAT = "facedet"
 DISPLAY_NAMES = {"extd": "EXTD", "eresfd": "EResFD"}
+SCATTER_BUFFERS = (".fill", ".order")  # see facedet.models.scatter
 
 
 @dataclass(frozen=True)
@@ -221,14 +222,16 @@ def load_checkpoint(name_or_path, arch=None):
     ):
         raise WeightsError(f"{label} holds no state dict of tensors; it is not a detector checkpoint")
     state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
-    guessed, overlap = identify(state_dict)
+    # A compact model's ScatterBatchNorm layers carry two extra buffers; the rest is the architecture's.
+    core = {k: v for k, v in state_dict.items() if not (compact and k.endswith(SCATTER_BUFFERS))}
+    guessed, overlap = identify(core)
     detected = saved_arch or guessed
     if overlap < 0.5 and saved_arch is None:
-        raise WeightsError(f"{label} is not an EXTD or EResFD checkpoint ({_describe_key_mismatch(state_dict, guessed)} keys)")
+        raise WeightsError(f"{label} is not an EXTD or EResFD checkpoint ({_describe_key_mismatch(core, guessed)} keys)")
     if arch is not None and arch != detected:
         raise WeightsError(f"{label} looks like an {DISPLAY_NAMES[detected]} checkpoint, not {DISPLAY_NAMES.get(arch, arch)}")
     if overlap < 1.0:
-        raise WeightsError(f"{label} does not fit {DISPLAY_NAMES[detected]}: {_describe_key_mismatch(state_dict, detected)} keys")
+        raise WeightsError(f"{label} does not fit {DISPLAY_NAMES[detected]}: {_describe_key_mismatch(core, detected)} keys")
     return Checkpoint(detected, state_dict, path, sha256_of(path), compact, meta)
 
 

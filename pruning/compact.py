@@ -14,7 +14,9 @@ depthwise convs); a channel of such a group is removed where that is exact:
   vary at the borders), but all such channels of a group can share one: one constant channel is
   kept and the others' weights are added onto it, scaled by the ratio of their values.
 
-The result is checked against the masked model on fresh random inputs.
+Then ``pruning.narrow`` drops the zero filters that remain in coupled channels (their constants are
+restored by a ``ScatterBatchNorm``). The result is checked against the masked model on fresh random
+inputs.
 """
 
 import contextlib
@@ -27,6 +29,7 @@ import torch.nn as nn
 
 from pruning.criteria import following_batchnorm
 from pruning.graph import dependency_graph, head_convs
+from pruning.narrow import narrow_zero_filters
 
 ACTIVATIONS = (nn.ReLU, nn.PReLU, nn.ReLU6, nn.LeakyReLU, nn.SiLU, nn.Hardswish)
 PROBE_SIZE = (96, 160)  # (height, width) of the probe images
@@ -43,6 +46,7 @@ class CompactResult:
     kept_constant_channels: int  # constant channels kept (one per group that needs a carrier)
     groups: dict = field(default_factory=dict)  # root conv name -> channels removed
     max_abs_diff: float = 0.0  # largest output difference to the masked model on the check inputs
+    narrowed_filters: int = 0  # pruned filters no longer computed inside coupled channels (pruning.narrow)
 
 
 def compact_model(model, check=True, atol=ATOL):
@@ -77,6 +81,7 @@ def compact_model(model, check=True, atol=ATOL):
                 result.groups[names[plan.root]] = len(plan.remove)
             result.removed_channels += len(plan.remove)
             result.kept_constant_channels += int(plan.keeper is not None)
+    result.narrowed_filters = narrow_zero_filters(work)
     if check:
         result.max_abs_diff = max_output_difference(source, work)
         if result.max_abs_diff > atol:

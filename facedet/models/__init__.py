@@ -4,6 +4,7 @@ import torch.nn as nn
 
 from facedet.models.eresfd import EResFD
 from facedet.models.extd import EXTD
+from facedet.models.scatter import ScatterBatchNorm
 
 _BUILDERS = {"extd": EXTD, "eresfd": EResFD}
 ARCHITECTURES = tuple(_BUILDERS)
@@ -22,7 +23,8 @@ def resize_to_state_dict(model, state_dict):
 
     Physically pruned (compacted) models keep the architecture's wiring but have fewer channels;
     rebuilding from the saved shapes lets one code path load dense, masked and compact models.
-    Depthwise convs stay depthwise (groups follow the channel count).
+    Depthwise convs stay depthwise (groups follow the channel count). A BatchNorm saved with an
+    ``order`` buffer becomes a ``ScatterBatchNorm`` (a layer that computes only its kept filters).
     """
     for name, module in list(model.named_modules()):
         key = f"{name}.weight"
@@ -36,6 +38,10 @@ def resize_to_state_dict(model, state_dict):
             groups = out_ch if depthwise else module.groups
             new = nn.Conv2d(in_ch, out_ch, module.kernel_size, module.stride, module.padding,
                             module.dilation, groups, module.bias is not None)
+        elif isinstance(module, nn.BatchNorm2d) and f"{name}.order" in state_dict:
+            new = ScatterBatchNorm(shape[0], state_dict[f"{name}.order"].shape[0], eps=module.eps, momentum=module.momentum)
+            _replace(model, name, new)
+            continue
         elif isinstance(module, nn.BatchNorm2d):
             new = nn.BatchNorm2d(shape[0], eps=module.eps, momentum=module.momentum)
         elif isinstance(module, nn.PReLU):
