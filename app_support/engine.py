@@ -84,9 +84,14 @@ def is_wider(run):
     return bool(run.get("config", {}).get("wider"))
 
 
-def run_label(run):
-    data = "WIDER FACE" if is_wider(run) else "sample set"
-    return f"#{run['id']} {run['detector']} {criterion_label(run['criterion'])} {round(run['rate'] * 100)} % ({data})"
+DETECTOR_NAMES = {"extd": "EXTD", "eresfd": "EResFD"}
+
+
+def run_label(run, data=True):
+    """``#12 EResFD FPGM 30 % (sample set)``: how the pages name a run."""
+    label = (f"#{run['id']} {DETECTOR_NAMES.get(run['detector'], run['detector'])} "
+             f"{criterion_label(run['criterion'])} {round(run['rate'] * 100)} %")
+    return f"{label} ({'WIDER FACE' if is_wider(run) else 'sample set'})" if data else label
 
 
 def evaluation_inputs(run):
@@ -109,8 +114,8 @@ def user_runs():
 
 
 def session_checkpoints(arch):
-    """{label: checkpoint path} of the finished sessions for detector ``arch``, newest first."""
-    return {run_label(run): run["checkpoint"] for run in runs()
+    """{label: finished run} of the sessions for detector ``arch`` that left a checkpoint, newest first."""
+    return {run_label(run): run for run in runs()
             if run.get("detector") == arch and run.get("status") == "finished" and run.get("checkpoint")}
 
 

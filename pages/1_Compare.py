@@ -6,6 +6,7 @@ import streamlit as st
 
 from app_support import cached
 from app_support.page import legend, setup
+from app_support import engine
 from app_support.engine import criterion_label, oneshot_criteria, session_checkpoints
 from facedet.compare import match_detections
 from facedet.errors import FacedetError
@@ -56,8 +57,10 @@ with st.sidebar:
         if not sessions:
             st.info("No finished sessions for this detector yet: start one on the Prune page.")
         else:
-            label = st.selectbox("Session", list(sessions), key="session")
-            pruned_key, pruned_label = cached.file_key(sessions[label]), (label, "from your pruning session")
+            run = sessions[st.selectbox("Session", list(sessions), key="session")]
+            data = "WIDER FACE" if engine.is_wider(run) else "the sample set, NOT WIDER FACE"
+            pruned_key = cached.file_key(run["checkpoint"])
+            pruned_label = (engine.run_label(run, data=False), f"from your pruning session, trained on {data}")
     st.header("Display")
     threshold = st.slider("Score threshold (both sides)", 0.05, 0.95, 0.5, 0.05, key="threshold")
 
@@ -90,18 +93,20 @@ pruned = pruned[pruned[:, 4] >= threshold]
 comparison = match_detections(original, pruned)
 
 shown, factor = fit_for_display(image)
-left, right = st.columns(2, gap="medium")
 sides = (
-    (left, (f"Original: {DETECTORS[arch]}", "the dense published model"), original_key, original, original_ms,
+    ((f"Original: {DETECTORS[arch]}", "the dense published model"), original_key, original, original_ms,
      lambda img, f: annotate_original(img, original, f)),
-    (right, (f"Pruned: {pruned_label[0]}", pruned_label[1]), pruned_key, pruned, pruned_ms,
+    ((f"Pruned: {pruned_label[0]}", pruned_label[1]), pruned_key, pruned, pruned_ms,
      lambda img, f: annotate_pruned(img, pruned, original, comparison, f)),
 )
-for column, (title, subtitle), key, dets, ms, draw in sides:
+# Row by row (titles, pictures, figures), so that the two pictures line up whatever the titles' length.
+for column, ((title, subtitle), *_) in zip(st.columns(2, gap="medium"), sides):
+    column.subheader(title)
+    column.caption(subtitle)
+for column, (_, _, _, _, draw) in zip(st.columns(2, gap="medium"), sides):
+    column.image(draw(shown, factor), width="stretch")
+for side, (column, (_, key, dets, ms, draw)) in enumerate(zip(st.columns(2, gap="medium"), sides)):
     with column:
-        st.subheader(title)
-        st.caption(subtitle)
-        st.image(draw(shown, factor), width="stretch")
         total, nonzero = cached.parameter_count(key)
         metrics = st.columns(3)
         metrics[0].metric("Faces", len(dets))
@@ -111,7 +116,7 @@ for column, (title, subtitle), key, dets, ms, draw in sides:
         st.download_button(f"Download this image ({image.shape[1]}×{image.shape[0]})",
                            data=lambda draw=draw: png_bytes(draw(image, 1.0)),
                            file_name=f"{image_name}-{key.split(':', 1)[1].replace('/', '_').replace(':', '-')[-60:]}.png",
-                           mime="image/png", key=f"download-{column is right}")
+                           mime="image/png", key=f"download-{side}")
 
 legend({COLOURS[k]: text for k, text in LEGEND.items()})
 st.caption(

@@ -92,8 +92,10 @@ def _loss_chart(status, steps):
     if status.losses:
         fig.add_trace(go.Scatter(x=list(range(1, len(status.losses) + 1)), y=status.losses, mode="lines+markers",
                                  name="epoch mean", line=dict(color="#D55E00", width=3), marker=dict(size=9)))
+    epochs = status.config.epochs + status.config.finetune_epochs
     fig.update_layout(height=240, margin=dict(l=50, r=10, t=10, b=40), template="plotly_white", font=dict(size=13),
-                      xaxis_title="epoch", yaxis_title="loss", legend=dict(orientation="h", y=1.15))
+                      xaxis=dict(title="epoch", range=[0, epochs], dtick=1), yaxis_title="loss",
+                      legend=dict(orientation="h", y=1.15), showlegend=True)
     return fig
 
 

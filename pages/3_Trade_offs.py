@@ -30,18 +30,23 @@ if cost == "gflops":
         if run.get("checkpoint") and run.get("gflops") is None:
             run["gflops"] = cached.flops(cached.file_key(run["checkpoint"]))
 elif cost == "latency_ms":
-    measured = st.session_state.setdefault("latency_ms", {})
-    missing = [n for n in PRETRAINED if n not in measured]
+    models = {cached.published_key(name): name for name in PRETRAINED}
+    models.update({cached.file_key(run["checkpoint"]): run["label"] for run in runs})
+    measured = st.session_state.setdefault("latency_ms", {})  # model key -> ms (the timings are cached too)
+    missing = [key for key in models if key not in measured]
     if missing:
-        st.info("Latency is measured on this machine, 5 runs per checkpoint at 640×480 "
-                f"({len(missing)} checkpoints to go; about a minute on a CPU).")
+        st.info("Latency is measured on this machine, 5 runs per model at 640×480 "
+                f"({len(missing)} models to go; about a minute on a CPU).")
         if st.button("Measure latency now", type="primary"):
             bar = st.progress(0.0)
-            for i, name in enumerate(missing):
-                bar.progress(i / len(missing), text=f"Timing {name}…")
-                measured[name] = cached.latency(cached.published_key(name))
+            for i, key in enumerate(missing):
+                bar.progress(i / len(missing), text=f"Timing {models[key]}…")
+                measured[key] = cached.latency(key)
             bar.empty()
-    costs = {name: {"latency_ms": ms} for name, ms in measured.items()}
+    costs = {name: {"latency_ms": measured[key]} for key, name in models.items()
+             if key.startswith("published:") and key in measured}
+    for run in runs:
+        run["latency_ms"] = measured.get(cached.file_key(run["checkpoint"]))
 
 table = tradeoff_table(runs, costs)
 figure = tradeoff_figure(table, subset=subset, cost=cost, show_pareto=show_pareto)
@@ -55,7 +60,7 @@ st.caption(
     "starting at the authors' reproduced dense model; white diamonds: the original and reproduced "
     "baselines (Tables 1–2); grey squares: published detectors as their papers report them (protocols "
     "differ; hover for the source); stars: your runs on WIDER FACE; pink crosses: your runs on the sample "
-    "set, which is NOT WIDER FACE and never on the Pareto front."
+    "set, which is NOT WIDER FACE and never on the Pareto front. Click a legend entry to hide or show it."
 )
 if cost == "parameters":
     st.caption("Parameters: the paper's counts for its models (nonzero after pruning), the published counts "

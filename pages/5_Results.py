@@ -87,6 +87,7 @@ if st.toggle("Draw the curves", key="results_draw"):
         recall, precision = curves[subset]
         fig.add_trace(go.Scatter(x=recall, y=precision, mode="lines", line=dict(width=3),
                                  name=f"{engine.run_label(run)}: AP {aps[subset]:.3f}"))
-    fig.update_layout(height=560, template="plotly_white", font=dict(size=16), legend=dict(font=dict(size=14)),
+    fig.update_layout(height=560, template="plotly_white", font=dict(size=16), showlegend=True,
+                      legend=dict(font=dict(size=14)),
                       xaxis=dict(title="recall", range=[0, 1]), yaxis=dict(title="precision", range=[0, 1.02]))
     st.plotly_chart(fig, width="stretch", theme=None)

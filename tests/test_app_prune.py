@@ -71,7 +71,9 @@ def test_tiny_session_end_to_end(engine_dirs):
     seen_progress = []
     wait_until(at, lambda a: seen_progress.extend(p.proto.text for p in a.get("progress")) or
                any("AP easy / medium / hard" in s.value for s in a.success), 600)
-    assert any(text.startswith("epoch ") and "ETA" in text for text in seen_progress)
+    # A progress bar was up while it ran ("epoch 1/2 (sfp) · step 1/1 · loss … · ETA …", then the
+    # finishing stages); how many of them a 1 s poll catches depends on the machine's speed.
+    assert seen_progress and all(("ETA" in t) or t.endswith("…") for t in seen_progress)
     assert at.get("plotly_chart")  # the loss chart
     finished = next(s.value for s in at.success if "AP easy" in s.value)
     assert "(sample set, not WIDER FACE)" in finished
@@ -95,7 +97,8 @@ def test_tiny_session_end_to_end(engine_dirs):
     compare.session_state["source"] = "session"
     compare.run()
     assert not compare.exception and not compare.error
-    assert compare.subheader[-1].value.startswith(f"Pruned: #{run_id} eresfd")
+    assert compare.subheader[-1].value == f"Pruned: #{run_id} EResFD FPGM 50 %"
+    assert "trained on the sample set, NOT WIDER FACE" in compare.caption[1].value
     assert f"{int(table['parameters (nonzero)'].iloc[0]):,}" == [m.value for m in compare.metric][-2]
 
     # Trade-offs: the run, marked as not WIDER FACE.

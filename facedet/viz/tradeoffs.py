@@ -21,6 +21,7 @@ COSTS = {
     "gflops": "GFLOPs at 640×480 (log scale)",
     "latency_ms": "Latency on this machine, ms at 640×480 (log scale)",
 }
+COST_NAMES = {"parameters": "parameters", "gflops": "FLOPs at 640×480", "latency_ms": "latency on this machine"}
 ARCH_LABEL = {"extd": "EXTD", "eresfd": "EResFD"}
 # Okabe-Ito colours: distinguishable with colour-blindness and on a projector.
 COLOURS = {"extd": "#0072B2", "eresfd": "#D55E00", "published": "#7F7F7F", "runs": "#009E73",
@@ -182,5 +183,5 @@ def tradeoff_figure(table, subset="easy", cost="parameters", show_pareto=True, h
     fig.update_yaxes(title=f"WIDER FACE val AP, {subset.capitalize()} subset", tickformat=".2f", showgrid=True)
     fig.update_layout(height=height, font=dict(size=16), legend=dict(font=dict(size=14)),
                       margin=dict(l=70, r=30, t=60, b=70), template="plotly_white",
-                      title=f"AP ({subset.capitalize()}) against {COSTS[cost].split(' (')[0].lower()}")
+                      title=f"AP ({subset.capitalize()}) against {COST_NAMES[cost]}")
     return fig
