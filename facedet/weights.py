@@ -6,6 +6,7 @@ A name resolves to, in order: the file in ``$FACEDET_WEIGHTS_DIR`` (if set); the
 against its sha256 and written atomically into the cache. A path loads that file.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -121,25 +122,18 @@ def fetch(entry, folder, progress=True):
             f"named by $FACEDET_WEIGHTS_DIR, or in {folder}"
         ) from None
     digest = hashlib.sha256()
-    tmp = None
     try:
-        with response, tempfile.NamedTemporaryFile(dir=folder, prefix=f".{entry.filename}.", delete=False) as out:
-            tmp = Path(out.name)
+        with response, atomic_file(target) as out:
             total = int(response.headers.get("Content-Length") or entry.bytes)
             with tqdm(total=total, unit="B", unit_scale=True, desc=entry.filename, disable=not progress) as bar:
                 for chunk in iter(lambda: response.read(1 << 16), b""):
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
-        if digest.hexdigest() != entry.sha256:
-            raise WeightsError(f"download of {entry.name} from {entry.url} is corrupt (sha256 mismatch); try again")
-        os.replace(tmp, target)
-        tmp = None
+            if digest.hexdigest() != entry.sha256:  # raised inside: the file is not kept
+                raise WeightsError(f"download of {entry.name} from {entry.url} is corrupt (sha256 mismatch); try again")
     except OSError as err:
         raise WeightsError(f"cannot save {entry.filename} into {folder}: {err.strerror or err}") from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
     return target
 
 
@@ -265,17 +259,24 @@ def save_checkpoint(path, model, arch, provenance=None, compact=False):
         "provenance": dict(provenance or {}),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
-            tmp = Path(f.name)
+        with atomic_file(path) as f:
             torch.save(payload, f)
-        os.replace(tmp, path)
-        tmp = None
     except OSError as err:
         raise WeightsError(f"cannot save checkpoint {path}: {err.strerror or err}") from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def atomic_file(path):
+    """A binary file that replaces ``path`` only when the block completes (never half a file)."""
+    path = Path(path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
+        tmp = Path(f.name)
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

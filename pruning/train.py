@@ -25,6 +25,7 @@ from facedet.errors import DataError, FacedetError
 from pruning.criteria import check_criterion, check_rate, one_shot_prune, slimming_batchnorms
 from pruning.masks import apply_masks, masks_from_lists, masks_to_lists, zero_gradients, zero_optimizer_state
 from pruning.schedule import Schedule
+from facedet.cancel import is_cancelled
 
 STATE_FILE = "state.pth"
 CONFIG_FILE = "config.json"
@@ -240,7 +241,7 @@ class _Trainer:
         epoch_start = time.perf_counter()
         last_batch = None
         for step, (images, targets) in enumerate(batches, start=1):
-            if _cancelled(self.cancel):
+            if is_cancelled(self.cancel):
                 raise Cancelled()
             t0 = time.perf_counter()
             loss_loc, loss_conf = self._step(images, targets, frozen)
@@ -321,7 +322,7 @@ class _Trainer:
         return self._priors[key]
 
     def _stage(self, message):
-        if _cancelled(self.cancel):
+        if is_cancelled(self.cancel):
             raise Cancelled()
         total = self.schedule.total_epochs
         self.progress(Progress("stage", total - 1, total, message=message))
@@ -347,14 +348,6 @@ class _Trainer:
     def _close_store_record(self, status, message, **figures):
         if self.store is not None and self.run_id is not None:
             self.store.finish_run(self.run_id, status, message, **figures)
-
-
-def _cancelled(cancel):
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return cancel.is_set()
-    return bool(cancel())
 
 
 def _prepare_run_dir(config, run_dir, resume, is_main):

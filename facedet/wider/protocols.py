@@ -20,6 +20,7 @@ import numpy as np
 from facedet.errors import DataError
 from facedet.wider.layout import load_image, split_images
 from facedet.wider.submission import write_submission, xyxy_to_xywh
+from facedet.cancel import is_cancelled
 
 PROTOCOLS = ("single", "paper")
 SCORE_THRESHOLD = 0.05
@@ -47,7 +48,7 @@ def predict_split(detector, root, split="val", protocol="single", out_dir=None, 
     predictions = {}
     try:
         for done, (key, path) in enumerate(images, start=1):
-            if _cancelled(cancel):
+            if is_cancelled(cancel):
                 break
             image = load_image(path)
             if protocol == "paper":
@@ -144,14 +145,6 @@ def box_vote(dets, iou=VOTE_IOU, max_out=MAX_DETECTIONS):
 def _side(dets, axis):
     """Box width (axis 0) or height (axis 1) with the +1 convention."""
     return dets[:, 2 + axis] - dets[:, axis] + 1
-
-
-def _cancelled(cancel):
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return cancel.is_set()
-    return bool(cancel())
 
 
 def _progress(progress, total):
