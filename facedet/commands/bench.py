@@ -2,6 +2,7 @@
 
 import json
 import statistics
+from pathlib import Path
 
 
 def register(subparsers, name, help_text):
@@ -10,6 +11,8 @@ def register(subparsers, name, help_text):
     p.add_argument("--size", default="640x480", type=_size, help="input WxH (default 640x480)")
     p.add_argument("--runs", type=int, default=20, help="timed runs after warm-up (default 20)")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--image", help="photo to time on, resized to --size (default: assets/group.jpg, a real photo:"
+                                   " random noise would make NMS dominate)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--json", action="store_true", help="print only JSON")
     p.set_defaults(run=run)
@@ -27,12 +30,23 @@ def _size(text):
     return w, h
 
 
-def measure(detector, width, height, runs=20, warmup=3, progress=True):
-    """Latency statistics (ms) of ``detector`` on a fixed random image at scale 1."""
+DEFAULT_PHOTO = Path(__file__).resolve().parents[2] / "assets" / "group.jpg"
+
+
+def measure(detector, width, height, runs=20, warmup=3, progress=True, image=None):
+    """Latency statistics (ms) of ``detector`` on ``image`` (RGB; default: the sample group photo)
+    resized to ``width`` x ``height``, run at scale 1."""
+    import cv2
     import numpy as np
     from tqdm import tqdm
 
-    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    if image is None and DEFAULT_PHOTO.is_file():
+        from facedet.images import read_image
+
+        image = read_image(DEFAULT_PHOTO)
+    if image is None:
+        image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
     for _ in range(warmup):
         detector.detect(image, scale=1.0)
     samples = []
@@ -60,8 +74,13 @@ def run(args):
 
     if args.runs < 1:
         raise FacedetError("--runs must be at least 1")
+    image = None
+    if args.image:
+        from facedet.images import read_image
+
+        image = read_image(args.image)
     detector = load_detector(args.weights, device=args.device)
-    stats = measure(detector, *args.size, runs=args.runs, warmup=max(args.warmup, 0), progress=not args.json)
+    stats = measure(detector, *args.size, runs=args.runs, warmup=max(args.warmup, 0), progress=not args.json, image=image)
     if args.json:
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()}))
         return 0
