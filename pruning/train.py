@@ -39,13 +39,14 @@ class TrainConfig:
     criterion: str = "fpgm"
     rate: float = 0.2
     weights: str | None = None  # starting point; default: the published dense model
-    epochs: int = 200  # SFP epochs
-    finetune_epochs: int = 10
-    prune_every: int = 5
-    lr: float = 1e-3
-    lr_milestones: tuple = (50, 100)
-    lr_gamma: float = 0.1
-    finetune_lr: float = 1e-3
+    # The schedule's settings; their defaults (the paper's) are stated once, in Schedule.
+    epochs: int = Schedule.sfp_epochs  # SFP epochs
+    finetune_epochs: int = Schedule.finetune_epochs
+    prune_every: int = Schedule.prune_every
+    lr: float = Schedule.lr
+    lr_milestones: tuple = Schedule.lr_milestones
+    lr_gamma: float = Schedule.lr_gamma
+    finetune_lr: float = Schedule.finetune_lr
     optimizer: str = "auto"  # auto: SGD with momentum for EXTD, Adam for EResFD (as in the paper)
     momentum: float = 0.9
     weight_decay: float = 5e-4
