@@ -12,7 +12,8 @@ from facedet.errors import DataError
 from facedet.wider.evaluation import evaluate, thresholds
 from facedet.wider.ground_truth import load_ground_truth
 from facedet.wider.plain_evaluation import plain_evaluate
-from facedet.wider.submission import read_submission, write_submission
+from facedet.wider.submission import write_submission
+from facedet.wider.submission_reader import read_submission
 from facedet.wider.synthetic import synthetic_predictions
 
 

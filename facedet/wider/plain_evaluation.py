@@ -9,12 +9,12 @@ import numpy as np
 
 from facedet.wider.evaluation import IOU_THRESHOLD, WiderAP, thresholds, voc_ap
 from facedet.wider.ground_truth import SETTINGS, load_ground_truth
-from facedet.wider.submission import PredictionTable
+from facedet.wider.submission import checked_predictions
 
 
 def plain_evaluate(predictions, gt_dir, only_predicted=False):
     gt = load_ground_truth(gt_dir)
-    predictions = PredictionTable.from_dict(predictions).to_dict()
+    predictions = checked_predictions(predictions)
     scores = [rows[:, 4] for rows in predictions.values() if len(rows)]
     low = min([1.0] + [s.min() for s in scores])
     high = max([0.0] + [s.max() for s in scores])

@@ -20,6 +20,7 @@ import numpy as np
 from facedet.errors import DataError
 from facedet.wider.layout import load_image, split_images
 from facedet.wider.submission import write_submission, xyxy_to_xywh
+from facedet.wider.submission_reader import index_submission
 from facedet.cancel import is_cancelled
 
 PROTOCOLS = ("single", "paper")
@@ -61,6 +62,8 @@ def predict_split(detector, root, split="val", protocol="single", out_dir=None, 
             report(done)
     finally:
         close()
+    if out_dir is not None:
+        index_submission(out_dir)  # big folders: the first evaluation reads binary rows, not text
     return predictions
 
 

@@ -2,12 +2,13 @@
 
 On disk: one folder per event, one ``<image>.txt`` per image holding the image path, the number
 of detections, then one ``x y w h score`` line per detection. In memory: a dict
-``"event/image_stem" -> float64 array (N, 5)`` of the same ``x, y, w, h, score`` rows.
+``"event/image_stem" -> float64 array (N, 5)`` of the same ``x, y, w, h, score`` rows. Reading a
+folder back is ``submission_reader``'s job.
 """
 
 import os
-import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -70,135 +71,52 @@ def write_submission(predictions, out_dir):
     return out_dir
 
 
-class PredictionTable:
-    """Predictions as flat arrays: image ``keys[i]`` owns ``rows[offsets[i]:offsets[i + 1]]``."""
+class PredictionChunk(NamedTuple):
+    """Predictions of some images: image ``keys[i]`` owns ``counts[i]`` consecutive rows of ``rows``."""
 
-    def __init__(self, keys, rows, counts):
-        self.keys = list(keys)
-        self.rows = rows
-        self.offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
-
-    @classmethod
-    def from_dict(cls, predictions):
-        arrays = [as_rows(key, rows, check_values=False) for key, rows in predictions.items()]
-        rows = np.concatenate(arrays) if arrays else np.zeros((0, COLUMNS))
-        table = cls(predictions.keys(), rows, [len(a) for a in arrays])
-        if not np.isfinite(rows).all():
-            bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))[0]
-            key = table.keys[np.searchsorted(table.offsets, bad, side="right") - 1]
-            raise DataError(f"predictions for {key} contain NaN or infinite values")
-        return table
-
-    def to_dict(self):
-        return {key: self.rows[a:b] for key, a, b in zip(self.keys, self.offsets[:-1], self.offsets[1:])}
+    keys: list
+    counts: np.ndarray
+    rows: np.ndarray
 
 
-def read_submission(pred_dir):
-    """The in-memory form of a submission folder; DataError naming file and line if malformed."""
-    return read_submission_table(pred_dir).to_dict()
+ROWS_PER_CHUNK = 1 << 16  # big enough to amortise numpy's per-call cost, small enough to stay in cache
 
 
-def read_submission_table(pred_dir):
-    """A submission folder as a PredictionTable (one bulk parse of every file)."""
-    pred_dir = Path(pred_dir)
-    if not pred_dir.is_dir():
-        raise DataError(f"prediction folder not found: {pred_dir}")
-    keys, paths = [], []
-    with os.scandir(pred_dir) as events:
-        event_dirs = sorted(e.path for e in events if e.is_dir() and not e.name.startswith("."))
-    for event_dir in event_dirs:
-        event = os.path.basename(event_dir)
-        with os.scandir(event_dir) as files:
-            names = sorted(f.name for f in files if f.name.endswith(".txt") and f.is_file())
-        keys += [f"{event}/{name[:-4]}" for name in names]
-        paths += [os.path.join(event_dir, name) for name in names]
-
-    bodies, counts = [], []
-    for path in paths:
-        body, count = _split_file(path)
-        if count:
-            bodies.append(body)
-        counts.append(count)
-    rows = _parse_rows(b"\n".join(bodies)) if bodies else np.zeros((0, COLUMNS))
-    if rows is None or len(rows) != sum(counts):
-        for path in paths:  # find the culprit and name it
-            read_prediction_file(path)
-        raise DataError(f"{pred_dir}: cannot parse the prediction files")
-    return PredictionTable(keys, rows, counts)
+def checked_predictions(predictions):
+    """The in-memory form with every value checked: ``{key: float64 (N, 5)}``; DataError naming the key."""
+    return {key: as_rows(key, rows) for key, rows in predictions.items()}
 
 
-def read_prediction_file(path):
-    """The (N, 5) rows of one prediction file."""
-    body, count = _split_file(path)
-    if not count:
-        return np.zeros((0, COLUMNS))
-    rows = _parse_rows(body)
-    if rows is None:
-        _raise_bad_line(path, body)
-    return rows
+def dict_chunks(predictions, rows_per_chunk=ROWS_PER_CHUNK):
+    """The in-memory form as PredictionChunks of about ``rows_per_chunk`` rows each, values checked."""
+    keys, arrays = [], []
+    size = 0
+    for key, rows in predictions.items():
+        keys.append(key)
+        arrays.append(as_rows(key, rows))
+        size += len(arrays[-1])
+        if size >= rows_per_chunk:
+            yield _chunk(keys, arrays)
+            keys, arrays, size = [], [], 0
+    if keys:
+        yield _chunk(keys, arrays)
 
 
-def _split_file(path):
-    """(detection lines, their number) of a file, checked against its count line."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as err:
-        raise DataError(f"cannot read {path} ({err.strerror})") from None
-    first = data.find(b"\n")
-    second = data.find(b"\n", first + 1) if first >= 0 else -1
-    if first < 0 or second < 0:
-        if not data.strip():
-            return b"", 0  # an empty file: no detections
-        second = len(data)
-        if first < 0:
-            raise DataError(f"{path}: line 2: the number of detections is missing")
-    try:
-        count = int(data[first + 1 : second])
-    except ValueError:
-        raise DataError(f"{path}: line 2: expected the number of detections, got {_show(data[first + 1 : second])}") from None
-    if count < 0:
-        raise DataError(f"{path}: line 2: negative number of detections ({count})")
-    body = data[second + 1 :].rstrip()
-    lines = body.count(b"\n") + 1 if body else 0
-    if lines != count:
-        raise DataError(f"{path}: says {count} detections but has {lines} detection lines")
-    return body, count
+def _chunk(keys, arrays):
+    counts = np.array([len(a) for a in arrays], dtype=np.int64)
+    rows = np.concatenate(arrays) if counts.sum() else np.zeros((0, COLUMNS))
+    return PredictionChunk(keys, counts, rows)
 
 
-def _parse_rows(body):
-    """(N, 5) float64 rows, or None if some line is not five finite numbers.
-
-    One C-level parse of all lines, with a NaN appended to every line: values must be finite,
-    so the NaNs must land exactly in a sixth column, which checks every line has five numbers.
-    """
-    text = body.replace(b"\n", b" nan\n") + b" nan"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", DeprecationWarning)
-            values = np.fromstring(text, sep=" ")
-    except (ValueError, DeprecationWarning):
-        return None
-    if values.size % (COLUMNS + 1):
-        return None
-    table = values.reshape(-1, COLUMNS + 1)
-    if not np.isnan(table[:, COLUMNS]).all() or not np.isfinite(table[:, :COLUMNS]).all():
-        return None
-    return np.ascontiguousarray(table[:, :COLUMNS])
-
-
-def _raise_bad_line(path, body):
-    for number, line in enumerate(body.split(b"\n"), start=3):
-        fields = line.split()
-        try:
-            values = [float(v) for v in fields]
-        except ValueError:
-            values = None
-        if values is None or len(values) != COLUMNS or not np.isfinite(values).all():
-            raise DataError(f"{path}: line {number}: expected 'x y w h score' (five finite numbers), got {_show(line)}")
-    raise DataError(f"{path}: cannot be parsed")
-
-
-def _show(raw):
-    text = raw.decode("utf-8", "replace").strip()
-    return repr(text if len(text) <= 60 else text[:57] + "...")
+def chunks_of_table(keys, counts, rows, rows_per_chunk=ROWS_PER_CHUNK):
+    """Flat predictions (``keys``, per-key ``counts``, all ``rows``) cut at file boundaries into chunks."""
+    counts = np.asarray(counts, dtype=np.int64)
+    ends = np.cumsum(counts)
+    first, start = 0, 0
+    while first < len(keys):
+        # the first file boundary at or past ``rows_per_chunk`` rows from here (at least one file)
+        last = max(first + 1, int(np.searchsorted(ends, start + rows_per_chunk, side="left")) + 1)
+        last = min(last, len(keys))
+        stop = int(ends[last - 1])
+        yield PredictionChunk(keys[first:last], counts[first:last], rows[start:stop])
+        first, start = last, stop
