@@ -79,3 +79,24 @@ def test_a_failing_session_does_not_stop_the_queue(queue, tmp_path):
     assert queue.wait(bad, timeout=60).state == "failed"
     assert "not found" in queue.status(bad).error
     assert queue.wait(good, timeout=180).state == "finished"
+
+
+def test_the_default_quick_session_recovers_what_one_shot_pruning_destroys(tmp_path):
+    import copy
+
+    from facedet.weights import load_model
+    from pruning.criteria import one_shot_prune
+    from pruning.data import sample_set
+    from pruning.results import evaluate_model
+    from pruning.session import run_session
+
+    config = SessionConfig()  # what the app starts with: EResFD, FPGM, 30 %, 10 + 10 epochs, sample set
+    assert (config.detector, config.criterion, config.rate) == ("eresfd", "fpgm", 0.3)
+    model, _ = load_model("eresfd")
+    one_shot_prune(model, "fpgm", 0.3)
+    before = evaluate_model(model, "eresfd", sample_set())
+    result = run_session(config, run_dir=tmp_path / "run", store=ResultsStore(tmp_path / "results.sqlite3"))
+    assert result.status == "finished"
+    # Pruned at once, the detector finds nothing; ten SFP and ten fine-tuning epochs bring it back.
+    assert max(before.values()) < 0.1
+    assert min(result.figures[k] for k in ("ap_easy", "ap_medium", "ap_hard")) > 0.6
