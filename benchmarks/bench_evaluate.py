@@ -65,12 +65,13 @@ def main():
     args = parser.parse_args()
     if not args.gt:
         parser.error("pass --gt DIR or set FACEDET_WIDER_GT")
-    gt = load_ground_truth(args.gt)
-    print(f"python -m facedet evaluate, {len(gt.keys)} validation images, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, FACEDET_CACHE_DIR=str(Path(tmp) / "cache"))
-        os.environ["FACEDET_CACHE_DIR"] = env["FACEDET_CACHE_DIR"]
+        # Everything this process and its children cache goes to a folder of the benchmark's own.
+        os.environ["FACEDET_CACHE_DIR"] = str(Path(tmp) / "cache")
+        env = dict(os.environ)
+        gt = load_ground_truth(args.gt)
+        print(f"python -m facedet evaluate, {len(gt.keys)} validation images, {os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.1f}")
         for label, params in SIZES:
             predictions = synthetic_predictions(gt, 0, **params)
             folder = write_submission(predictions, Path(tmp) / label.split()[0].strip("~"))

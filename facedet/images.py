@@ -26,6 +26,8 @@ def read_image(source, name=None):
     data, label = _read_bytes(source, name)
     if not data:
         raise ImageError(f"{label} is empty")
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(f"{label} is too large (more than {MAX_FILE_BYTES // (1 << 20)} MiB)")
     try:
         with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
@@ -50,7 +52,7 @@ def _read_bytes(source, name):
         return bytes(source), name or "the image"
     if hasattr(source, "read"):
         label = name or getattr(source, "name", None) or "the upload"
-        return source.read(MAX_FILE_BYTES + 1)[: MAX_FILE_BYTES + 1], label
+        return source.read(MAX_FILE_BYTES + 1), label
     path = Path(source)
     label = name or str(path)
     if not path.exists():

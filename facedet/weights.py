@@ -272,11 +272,12 @@ def save_checkpoint(path, model, arch, provenance=None, compact=False):
 def atomic_file(path):
     """A binary file that replaces ``path`` only when the block completes (never half a file)."""
     path = Path(path)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
-        tmp = Path(f.name)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = Path(name)
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             yield f
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a shared cache should not be
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

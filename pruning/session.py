@@ -147,6 +147,7 @@ class SessionQueue:
             if status.state == "queued":
                 self._pending.remove(session_id)
                 status.state, status.finished_at = "cancelled", time.time()
+                self._wake.notify_all()
             return True
 
     def status(self, session_id):

@@ -178,7 +178,8 @@ class _Trainer:
         self.run_id = None
         if state is not None:
             self.optimizer.load_state_dict(state["optimizer"])
-            self.scaler.load_state_dict(state["scaler"])
+            if state["scaler"]:  # empty when the run started without CUDA
+                self.scaler.load_state_dict(state["scaler"])
             self.masks = masks_from_lists(state["masks"]) if state["masks"] is not None else None
             self.history = list(state["history"])
             self.start_epoch = int(state["epoch"])

@@ -105,3 +105,17 @@ def test_draw_detections_marks_the_boxes(hopper):
     assert out.shape == hopper.shape and not np.array_equal(out, hopper)
     assert tuple(out[200, 100]) == (0, 255, 0)  # left edge of the box
     assert np.array_equal(out[450:, 400:], hopper[450:, 400:])  # far from the box: untouched
+
+
+def test_the_size_limit_holds_for_bytes_and_uploads_too(assets_dir, monkeypatch):
+    import io
+
+    from facedet import images
+
+    data = (assets_dir / "grace_hopper.jpg").read_bytes()
+    monkeypatch.setattr(images, "MAX_FILE_BYTES", len(data) - 1)
+    for source in (data, io.BytesIO(data), assets_dir / "grace_hopper.jpg"):
+        with pytest.raises(ImageError, match="too large"):
+            read_image(source)
+    monkeypatch.setattr(images, "MAX_FILE_BYTES", len(data))
+    assert read_image(io.BytesIO(data)).shape == (600, 512, 3)

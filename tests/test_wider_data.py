@@ -1,5 +1,6 @@
 """WIDER FACE data: the annotation reader, the dataset, the ground-truth reader, the sample set."""
 
+import struct
 import numpy as np
 import pytest
 import scipy.io
@@ -185,3 +186,12 @@ def test_mat_reader_handles_compressed_files_and_refuses_garbage(tmp_path):
     (tmp_path / "garbage.mat").write_bytes(b"MATLAB 5.0 MAT-file" + bytes(range(256)) * 3)
     with pytest.raises(DataError, match="garbage.mat"):
         read_mat(tmp_path / "garbage.mat", ["gt_list"])
+
+
+def test_a_damaged_compressed_element_is_a_one_line_error(tmp_path):
+    header = b"MATLAB 5.0 MAT-file".ljust(124, b" ") + b"\x00\x01IM"
+    junk = b"not zlib at all!" * 4
+    path = tmp_path / "damaged.mat"
+    path.write_bytes(header + struct.pack("<II", 15, len(junk)) + junk)  # 15: a compressed element
+    with pytest.raises(DataError, match="damaged.mat is corrupt"):
+        read_mat(path, ["gt_list"])

@@ -3,14 +3,14 @@
 import json
 import sys
 
-from facedet.models import ARCHITECTURES
+from facedet.weights import DISPLAY_NAMES
 
 
 def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text, description=help_text)
     p.add_argument("image", help="image file (JPEG, PNG, BMP, WebP, TIFF ...)")
     p.add_argument("--weights", default="eresfd", help="registry name (eresfd, extd, extd-fpgm-10 ...) or checkpoint path (default: eresfd)")
-    p.add_argument("--detector", choices=ARCHITECTURES, help="expected architecture (checked against the file)")
+    p.add_argument("--detector", choices=tuple(DISPLAY_NAMES), help="expected architecture (checked against the file)")
     p.add_argument("--scale", type=_positive_float, help="resize factor before inference (default: automatic)")
     p.add_argument("--threshold", type=float, default=0.5, help="minimum score (default 0.5)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -7,6 +7,7 @@ keeps; the other faces are ignored in that setting).
 
 import hashlib
 import os
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -76,7 +77,7 @@ def _load_cached(stamp):
                 {s: data[f"keep_{s}"] for s in SETTINGS},
                 {s: int(data["keep_counts"][i]) for i, s in enumerate(SETTINGS)},
             )
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         pass  # no cache yet, or an unreadable one: parse the .mat files
     gt = _parse(*(Path(entry[0]) for entry in stamp))
     if len(gt.keys) >= MIN_CACHED_IMAGES:
@@ -86,15 +87,15 @@ def _load_cached(stamp):
 
 
 def _save(cache, gt):
+    tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.part.npz")
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.part.npz")
         np.savez(tmp, keys=np.array("\n".join(gt.keys)), boxes=gt.boxes, offsets=gt.offsets,
                  keep_counts=np.array([gt.keep_counts[s] for s in SETTINGS]),
                  **{f"keep_{s}": gt.keep[s] for s in SETTINGS})
         os.replace(tmp, cache)
     except OSError:
-        pass  # a read-only cache only costs speed
+        tmp.unlink(missing_ok=True)  # a read-only or full cache only costs speed
 
 
 def _parse(face_path, *setting_paths):

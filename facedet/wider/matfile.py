@@ -67,14 +67,14 @@ def _read_native(path, names):
         body = raw[pos + 8 : pos + 8 + nbytes]
         pos += 8 + nbytes
         if dtype == _MI_COMPRESSED:
-            # Peek at the variable's name before inflating all of it.
-            if _matrix_name(zlib.decompressobj().decompress(body, 256)) not in wanted:
-                continue
             try:
+                # Peek at the variable's name before inflating all of it.
+                if _matrix_name(zlib.decompressobj().decompress(body, 256)) not in wanted:
+                    continue
                 body = zlib.decompress(body)
-            except zlib.error as err:
+                dtype, nbytes = _TAG.unpack_from(body, 0)
+            except (zlib.error, struct.error) as err:
                 raise DataError(f"{path} is corrupt ({err})") from None
-            dtype, nbytes = _TAG.unpack_from(body, 0)
             body = body[8 : 8 + nbytes]
         else:
             pos += -pos % 8

@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import uuid
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ def load(pred_dir, listing):
             return None
         rows = np.memmap(rows_file, dtype="<f8", mode="r", shape=(total, 5)) if total else np.zeros((0, 5))
         return counts, rows
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None  # none yet, or unreadable: read the text
 
 

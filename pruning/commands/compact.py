@@ -52,8 +52,8 @@ def _compact(args, model, ckpt, bar, steps):
     bar.update()
     bar.set_description(steps[1])
     save_checkpoint(args.out, result.model, ckpt.arch, compact=True, provenance={
-        "source": str(ckpt.path), "source_sha256": ckpt.sha256, "removed_channels": result.removed_channels,
-        "max_abs_diff": result.max_abs_diff, **{k: v for k, v in ckpt.meta.get("provenance", {}).items()},
+        **ckpt.meta.get("provenance", {}), "source": str(ckpt.path), "source_sha256": ckpt.sha256,
+        "removed_channels": result.removed_channels, "max_abs_diff": result.max_abs_diff,
     })
     bar.update()
     bar.set_description(steps[2])
