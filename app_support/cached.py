@@ -55,8 +55,9 @@ def removed_filters(arch, criterion, rate, source):
     published checkpoint (its all-zero filters) or from the engine's one-shot selection."""
     if source == "published":
         from facedet.viz.layers import zero_filters
+        from facedet.weights import pretrained_name
 
-        zeros = zero_filters(detector(published_key(f"{arch}-{criterion}-{round(rate * 100)}")).model)
+        zeros = zero_filters(detector(published_key(pretrained_name(arch, criterion, rate))).model)
         return {layer: indices for layer, indices in zeros.items() if indices}
     from app_support.engine import layer_selection
 

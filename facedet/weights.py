@@ -42,16 +42,12 @@ class Pretrained:
         return f"{self.name}.pth"
 
 
-def _load_registry():
-    data = json.loads(_REGISTRY_FILE.read_text())
-    return {
-        c["name"]: Pretrained(c["name"], c["detector"], c["criterion"], c["pruning_rate"], c["url"], c["sha256"], c["bytes"])
-        for c in data["checkpoints"]
-    }
-
-
-PRETRAINED = _load_registry()
-LICENSE = json.loads(_REGISTRY_FILE.read_text())["license"]
+_REGISTRY = json.loads(_REGISTRY_FILE.read_text())
+PRETRAINED = {
+    c["name"]: Pretrained(c["name"], c["detector"], c["criterion"], c["pruning_rate"], c["url"], c["sha256"], c["bytes"])
+    for c in _REGISTRY["checkpoints"]
+}
+LICENSE = _REGISTRY["license"]
 
 
 def pretrained_name(arch, criterion=None, rate=0.0):

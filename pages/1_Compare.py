@@ -11,6 +11,7 @@ from app_support.engine import criterion_label, oneshot_criteria, session_checkp
 from facedet.compare import match_detections
 from facedet.errors import FacedetError
 from facedet.images import read_image
+from facedet.weights import pretrained_name
 from facedet.viz.overlay import COLOURS, LEGEND, annotate_original, annotate_pruned, fit_for_display, png_bytes
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -38,7 +39,7 @@ with st.sidebar:
         criterion = st.radio("Criterion", ["fpgm", "l1"], format_func=str.upper, horizontal=True, key="criterion")
         rate = st.select_slider("Pruning rate", options=[0, 10, 20, 30, 40, 50], value=10,
                                 format_func=lambda r: f"{r} %" + (" (dense)" if r == 0 else ""), key="rate")
-        name = f"{arch}-{criterion}-{rate}" if rate else arch
+        name = pretrained_name(arch, criterion, rate / 100)
         pruned_key = cached.published_key(name)
         pruned_label = (f"{DETECTORS[arch]} {criterion.upper()} {rate} %", "published: SFP-pruned and fine-tuned by the authors") if rate \
             else (f"{DETECTORS[arch]} dense", "the same dense model as on the left")

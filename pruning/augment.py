@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import torch
 
+from facedet.compare import iou_matrix
 from facedet.detector import MEAN_RGB
 from facedet.priors import ANCHOR_SIZES
 
@@ -109,7 +110,7 @@ class TrainTransform:
         windows = np.stack([left, top, left + crop, top + crop], axis=1) / ratio
         # Keep the windows that hold a whole face or overlap one closely (IoU > 0.7).
         inside = _contains(windows, boxes).any(axis=1)
-        close = (_iou(windows, boxes) > 0.7).any(axis=1)
+        close = (iou_matrix(windows, boxes) > 0.7).any(axis=1)
         good = np.flatnonzero(inside | close)
         if not len(good):
             return (0.0, 0.0, float(width), float(height))
@@ -256,10 +257,3 @@ def _contains(windows, boxes):
             & (windows[:, None, 2] >= boxes[None, :, 2]) & (windows[:, None, 3] >= boxes[None, :, 3]))
 
 
-def _iou(windows, boxes):
-    width = np.clip(np.minimum(windows[:, None, 2], boxes[None, :, 2]) - np.maximum(windows[:, None, 0], boxes[None, :, 0]), 0, None)
-    height = np.clip(np.minimum(windows[:, None, 3], boxes[None, :, 3]) - np.maximum(windows[:, None, 1], boxes[None, :, 1]), 0, None)
-    inter = width * height
-    area_w = (windows[:, 2] - windows[:, 0]) * (windows[:, 3] - windows[:, 1])
-    area_b = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / (area_w[:, None] + area_b[None, :] - inter)

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from facedet.errors import FacedetError
 from pruning.graph import dependency_graph, out_channel_group, prunable_convs
-from pruning.masks import apply_masks, masks_from_removed, removed_filters
+from pruning.masks import apply_masks, masks_from_removed
 
 
 @dataclass(frozen=True)

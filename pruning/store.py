@@ -14,7 +14,6 @@ import os
 import socket
 import sqlite3
 import subprocess
-import time
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path

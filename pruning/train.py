@@ -13,7 +13,6 @@ data of each epoch is a function of the seed and the epoch, so nothing is lost o
 """
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -419,8 +418,3 @@ def _read_run_id(run_dir):
         return None
 
 
-def describe_eta(seconds):
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

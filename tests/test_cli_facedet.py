@@ -1,6 +1,5 @@
 """``python -m facedet detect|info|bench`` as a user runs them."""
 
-import io
 import json
 import os
 import subprocess

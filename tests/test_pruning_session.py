@@ -82,8 +82,6 @@ def test_a_failing_session_does_not_stop_the_queue(queue, tmp_path):
 
 
 def test_the_default_quick_session_recovers_what_one_shot_pruning_destroys(tmp_path):
-    import copy
-
     from facedet.weights import load_model
     from pruning.criteria import one_shot_prune
     from pruning.data import sample_set

@@ -2,7 +2,6 @@
 
 import dataclasses
 import hashlib
-import threading
 from pathlib import Path
 
 import pytest

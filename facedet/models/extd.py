@@ -10,9 +10,10 @@ box and one face score per location. The smallest-stride classifier uses a max-o
 Module names follow the authors' released checkpoints so that their state dicts load strictly.
 """
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from facedet.models.heads import ssd_head
 
 CHANNELS = 64
 NUM_LEVELS = 6
@@ -106,6 +107,4 @@ class EXTD(nn.Module):
         return maps[::-1]
 
     def forward(self, x):
-        from facedet.models.heads import ssd_head
-
         return ssd_head(self.features(x), self.loc, self.conf, MAXOUT_BACKGROUND, activation=None)

@@ -29,7 +29,8 @@ class ScatterBatchNorm(nn.BatchNorm2d):
         ``constants`` maps every other channel to the value it always has."""
         total = bn.num_features
         keep = sorted(keep)
-        absent = [c for c in range(total) if c not in set(keep)]
+        kept = set(keep)
+        absent = [c for c in range(total) if c not in kept]
         new = cls(len(keep), total, eps=bn.eps, momentum=bn.momentum, affine=bn.affine,
                   track_running_stats=bn.track_running_stats)
         index = torch.tensor(keep, dtype=torch.long)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from facedet.errors import DataError
+from facedet.wider.layout import IMAGE_SUFFIXES
 
 ATTRIBUTES = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
 
@@ -42,7 +43,7 @@ def read_annotations(path):
         if not name:
             i += 1
             continue
-        if not name.lower().endswith((".jpg", ".jpeg", ".png")):
+        if not name.lower().endswith(IMAGE_SUFFIXES):
             raise DataError(f"{path}: line {i + 1}: expected an image path, got {name[:60]!r}")
         count = _count(path, lines, i + 1)
         rows = max(count, 1)  # an image without faces still has one line (of zeros)

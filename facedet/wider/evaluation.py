@@ -34,6 +34,7 @@ import numpy as np
 from facedet.errors import DataError
 from facedet.wider.ground_truth import SETTINGS, load_ground_truth
 from facedet.wider.submission import dict_chunks
+from facedet.wider.submission_reader import submission_chunks
 
 IOU_THRESHOLD = 0.5
 NUM_THRESHOLDS = 1000
@@ -66,8 +67,6 @@ def evaluate(predictions, gt_dir, only_predicted=False):
     """
     gt = load_ground_truth(gt_dir)
     if isinstance(predictions, (str, Path)):
-        from facedet.wider.submission_reader import submission_chunks
-
         chunks = submission_chunks(predictions)
     else:
         chunks = dict_chunks(predictions)
@@ -157,12 +156,15 @@ def threshold_levels(scores):
     Arithmetic gives it to within a few places, then comparing with the exact thresholds around
     that place settles it (as exact as bisection, and several times faster on millions).
     """
-    padded = np.concatenate([thresholds(), np.full(4, -np.inf)])
+    padded = _PADDED_THRESHOLDS
     guess = np.clip(np.floor((1 - scores) * NUM_THRESHOLDS) - 2, 0, NUM_THRESHOLDS).astype(np.int16)
     level = guess.copy()
     for step in range(4):
         level += padded[guess + step] > scores
     return level
+
+
+_PADDED_THRESHOLDS = np.concatenate([thresholds(), np.full(4, -np.inf)])
 
 
 def _levels_to_counts(levels):

@@ -69,8 +69,9 @@ def predict_split(detector, root, split="val", protocol="single", out_dir=None, 
 
 def _submission_rows(dets):
     """x, y, w, h, score rows rounded to 0.01 px and 1e-6: short exact text, same numbers in memory."""
-    rows = np.round(xyxy_to_xywh(dets), 2)
-    rows[:, 4] = np.round(np.asarray(dets, dtype=np.float64).reshape(-1, 5)[:, 4], 6)
+    rows = xyxy_to_xywh(dets)
+    rows[:, :4] = np.round(rows[:, :4], 2)
+    rows[:, 4] = np.round(rows[:, 4], 6)
     return rows
 
 

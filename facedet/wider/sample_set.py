@@ -20,7 +20,9 @@ import cv2
 import numpy as np
 
 from facedet.errors import DataError
-from facedet.wider.layout import MARKER, NOTICE
+from facedet.wider.annotations import ATTRIBUTES
+from facedet.wider.ground_truth import FACE_FILE, SETTING_FILES
+from facedet.wider.layout import MARKER, NOTICE, annotation_file, image_dir
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
@@ -56,10 +58,10 @@ def write_sample_set(out_dir, images=20, seed=0):
     for split in ("train", "val"):
         entries = [_compose(rng, heads, index) for index in range(images)]
         for name, image, _ in entries:
-            path = out_dir / f"WIDER_{split}" / "images" / f"{name}.jpg"
+            path = image_dir(out_dir, split) / f"{name}.jpg"
             path.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-        _write_bbx_gt(out_dir / "wider_face_split" / f"wider_face_{split}_bbx_gt.txt", entries)
+        _write_bbx_gt(annotation_file(out_dir, split), entries)
         if split == "val":
             _write_eval_ground_truth(out_dir / "eval_tools" / "ground_truth", entries)
     (out_dir / MARKER).write_text(
@@ -179,14 +181,13 @@ def _write_eval_ground_truth(folder, entries):
         "file_list": cells([cells([n.split("/")[1] for n, _ in by_event[e]]) for e in events]),
         "face_bbx_list": cells([cells([b.astype(np.int32) for _, b in by_event[e]]) for e in events]),
     }
-    for label, column in (("blur", 0), ("expression", 1), ("illumination", 2), ("invalid", 3), ("occlusion", 4), ("pose", 5)):
-        common[f"{label}_label_list"] = cells(
-            [cells([_labels(b)[:, column : column + 1].astype(np.uint8) for _, b in by_event[e]]) for e in events]
-        )
-    scipy.io.savemat(str(folder / "wider_face_val.mat"), common)
+    labels = {e: [_labels(b).astype(np.uint8) for _, b in by_event[e]] for e in events}
+    for column, label in enumerate(ATTRIBUTES):
+        common[f"{label}_label_list"] = cells([cells([lab[:, column : column + 1] for lab in labels[e]]) for e in events])
+    scipy.io.savemat(str(folder / FACE_FILE), common)
     for setting, minimum in (("easy", EASY_MIN), ("medium", MEDIUM_MIN), ("hard", HARD_MIN)):
         keep = [
             cells([(np.flatnonzero(b[:, 3] >= minimum) + 1).astype(np.uint16).reshape(-1, 1) for _, b in by_event[e]])
             for e in events
         ]
-        scipy.io.savemat(str(folder / f"wider_{setting}_val.mat"), {**common, "gt_list": cells(keep)})
+        scipy.io.savemat(str(folder / SETTING_FILES[setting]), {**common, "gt_list": cells(keep)})

@@ -22,6 +22,7 @@ def run(args):
     from facedet.params import count_parameters
     from facedet.weights import load_model, save_checkpoint
     from pruning.criteria import one_shot_prune
+    from pruning.masks import masked_filter_count
 
     model, ckpt = load_model(args.weights)
     before = count_parameters(model)
@@ -36,7 +37,7 @@ def run(args):
     if args.json:
         print(json.dumps(result))
         return 0
-    removed = sum(int((~keep).sum()) for keep in masks.values())
+    removed = masked_filter_count(masks)
     print(f"{args.weights} ({ckpt.arch}), {args.criterion} at {rate:g}: {removed} filters masked in {len(masks)} layers")
     print(f"  parameters          {counts.total:,}")
     print(f"  nonzero parameters  {counts.nonzero:,} (was {before.nonzero:,})")
