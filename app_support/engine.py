@@ -5,6 +5,8 @@ every function degrades to "not available" when the engine is not installed."""
 import copy
 from pathlib import Path
 
+from facedet.weights import DISPLAY_NAMES
+
 
 def available(*names):
     """True when the engine provides every one of ``names`` (default: its criteria)."""
@@ -63,8 +65,12 @@ def open_store():
 
 
 def store_location():
-    store = open_store()
-    return Path(store.path) if store is not None else None
+    """Where the results store is (without opening, let alone creating, it), or None without the engine."""
+    if not available("ResultsStore"):
+        return None
+    from pruning.paths import results_db_path
+
+    return Path(results_db_path())
 
 
 def runs():
@@ -84,12 +90,13 @@ def is_wider(run):
     return bool(run.get("config", {}).get("wider"))
 
 
-DETECTOR_NAMES = {"extd": "EXTD", "eresfd": "EResFD"}
+# The detectors as the pages offer them: EResFD, the smaller and quicker, first.
+DETECTORS = {arch: DISPLAY_NAMES[arch] for arch in ("eresfd", "extd")}
 
 
 def run_label(run, data=True):
     """``#12 EResFD FPGM 30 % (sample set)``: how the pages name a run."""
-    label = (f"#{run['id']} {DETECTOR_NAMES.get(run['detector'], run['detector'])} "
+    label = (f"#{run['id']} {DISPLAY_NAMES.get(run['detector'], run['detector'])} "
              f"{criterion_label(run['criterion'])} {round(run['rate'] * 100)} %")
     return f"{label} ({'WIDER FACE' if is_wider(run) else 'sample set'})" if data else label
 

@@ -7,7 +7,7 @@ import streamlit as st
 from app_support import cached
 from app_support.page import legend, setup
 from app_support import engine
-from app_support.engine import criterion_label, oneshot_criteria, session_checkpoints
+from app_support.engine import DETECTORS, criterion_label, oneshot_criteria, session_checkpoints
 from facedet.compare import match_detections
 from facedet.errors import FacedetError
 from facedet.images import read_image
@@ -16,7 +16,6 @@ from facedet.viz.overlay import COLOURS, LEGEND, annotate_original, annotate_pru
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLES = sorted(p.name for p in ASSETS.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-DETECTORS = {"eresfd": "EResFD", "extd": "EXTD"}
 SOURCES = {
     "published": "Published checkpoint (SFP + fine-tuned, the paper's)",
     "oneshot": "One-shot prune now (NO fine-tuning)",

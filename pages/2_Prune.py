@@ -6,10 +6,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_support import engine
+from app_support.engine import DETECTORS
 from app_support.page import setup
 from facedet.errors import FacedetError
 
-DETECTORS = {"eresfd": "EResFD", "extd": "EXTD"}
 ACTIVE = ("queued", "running")
 
 setup("Prune", "Prune a detector, fine-tune it and evaluate it, in the background")

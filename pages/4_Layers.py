@@ -4,11 +4,10 @@ import streamlit as st
 
 from app_support import cached
 from app_support.page import setup
-from app_support.engine import criterion_label, oneshot_criteria
+from app_support.engine import DETECTORS, criterion_label, oneshot_criteria
 from facedet.errors import FacedetError
 from facedet.viz.layers import filter_map_figure, layer_table, removed_figure, share_figure
 
-DETECTORS = {"eresfd": "EResFD", "extd": "EXTD"}
 SOURCES = {
     "published": "The paper's published checkpoints (after SFP training)",
     "oneshot": "One-shot selection on the dense model (what each criterion picks first)",

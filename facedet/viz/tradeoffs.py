@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from facedet.weights import DISPLAY_NAMES
+
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SUBSETS = ("easy", "medium", "hard")
 COSTS = {
@@ -22,7 +24,7 @@ COSTS = {
     "latency_ms": "Latency on this machine, ms at 640×480 (log scale)",
 }
 COST_NAMES = {"parameters": "parameters", "gflops": "FLOPs at 640×480", "latency_ms": "latency on this machine"}
-ARCH_LABEL = {"extd": "EXTD", "eresfd": "EResFD"}
+ARCH_LABEL = DISPLAY_NAMES
 # Okabe-Ito colours: distinguishable with colour-blindness and on a projector.
 COLOURS = {"extd": "#0072B2", "eresfd": "#D55E00", "published": "#7F7F7F", "runs": "#009E73",
            "sample": "#CC79A7", "pareto": "#000000"}
