@@ -61,12 +61,14 @@ class Detector:
         return torch.from_numpy(x.transpose(2, 0, 1).copy()).unsqueeze(0).to(self.device)
 
     @torch.inference_mode()
-    def detect(self, image, scale=None, threshold=0.05, timings=None):
+    def detect(self, image, scale=None, threshold=0.05, timings=None, map_by_input=False):
         """Faces in an RGB uint8 image, in its own pixel coordinates, best first.
 
         ``scale`` resizes the image before the network (None: automatic); ``threshold`` drops
         detections scoring below it. Pass a dict as ``timings`` to receive the milliseconds spent
-        in pre-processing, the network and post-processing.
+        in pre-processing, the network and post-processing. ``map_by_input`` maps boxes back by
+        the network input's size over ``scale`` instead of the image's size, as the authors' test
+        script does (the two differ by the rounding of the resized size).
         """
         height, width = image.shape[:2]
         scale = self.auto_scale(height, width) if scale is None else float(scale)
@@ -78,6 +80,8 @@ class Detector:
             torch.cuda.synchronize()
         t2 = time.perf_counter()
         priors = self.priors(x.shape[2], x.shape[3])
+        if map_by_input:
+            width, height = x.shape[3] / scale, x.shape[2] / scale
         dets = postprocess(loc[0], conf[0], priors, width, height, self.config.post)
         dets = dets[dets[:, 4] >= threshold]
         t3 = time.perf_counter()

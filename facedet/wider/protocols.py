@@ -106,18 +106,7 @@ def paper_detect(detector, image):
 
 def detect_at(detector, image, scale):
     """One pass at ``scale``, boxes mapped back by (network input size / scale) like the authors."""
-    import torch
-
-    from facedet.postprocess import postprocess
-
-    with torch.inference_mode():
-        x = detector.preprocess(image, scale)
-        loc, conf = detector.model(x)
-        in_h, in_w = x.shape[2], x.shape[3]
-        priors = detector.priors(in_h, in_w)
-        dets = postprocess(loc[0], conf[0], priors, in_w / scale, in_h / scale, detector.config.post)
-    dets = dets.astype(np.float64)
-    return dets[dets[:, 4] >= SCORE_THRESHOLD]
+    return detector.detect(image, scale, SCORE_THRESHOLD, map_by_input=True).astype(np.float64)
 
 
 def box_vote(dets, iou=VOTE_IOU, max_out=MAX_DETECTIONS):
