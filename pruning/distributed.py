@@ -57,6 +57,14 @@ class Distributed:
         torch_dist.all_reduce(tensor)
         return float(tensor) / self.world_size
 
+    def from_main(self, value):
+        """The main process's ``value`` (any picklable object), in every process."""
+        if self.world_size <= 1:
+            return value
+        box = [value]
+        torch_dist.broadcast_object_list(box, src=0, device=self.device if self.device.type == "cuda" else None)
+        return box[0]
+
     def barrier(self):
         if self.world_size > 1:
             torch_dist.barrier()

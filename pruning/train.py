@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 
 from facedet.errors import DataError, FacedetError
-from pruning.criteria import check_criterion, check_rate, one_shot_prune, slimming_batchnorms
-from pruning.masks import apply_masks, masks_from_lists, masks_to_lists, zero_gradients, zero_optimizer_state
+from pruning.criteria import check_criterion, check_rate, select_filters, slimming_batchnorms
+from pruning.masks import (apply_masks, masks_from_lists, masks_from_removed, masks_to_lists, zero_gradients,
+                           zero_optimizer_state)
 from pruning.schedule import Schedule
 from facedet.cancel import is_cancelled
 
@@ -291,8 +292,10 @@ class _Trainer:
 
     def _prune(self, batch):
         """Recompute the masks with the criterion and zero the selected filters (and their state)."""
-        self.masks = one_shot_prune(self.net, self.config.criterion, self.config.rate, batch=batch,
-                                    seed=self.config.seed)
+        removed = select_filters(self.net, self.config.criterion, self.config.rate, batch=batch, seed=self.config.seed)
+        # Under torchrun each process sees its own batch (taylor scores differ): the main one decides.
+        self.masks = masks_from_removed(self.net, self.dist.from_main(removed))
+        apply_masks(self.net, self.masks)
         zero_optimizer_state(self.optimizer, self.net, self.masks)
 
     def _after_epoch(self, epoch, record):
