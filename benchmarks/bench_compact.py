@@ -14,7 +14,6 @@ depends on what else runs on the machine: compare rows from the same run.
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,11 +21,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from facedet.params import count_parameters  # noqa: E402
 from facedet.weights import load_model  # noqa: E402
 from pruning.compact import compact_model  # noqa: E402
-from pruning.costs import conv_flops, onnx_latency_ms, torch_latency_ms  # noqa: E402
-from pruning.deploy import export_onnx  # noqa: E402
+from pruning.costs import model_costs  # noqa: E402
 
 
 def main():
@@ -42,21 +39,15 @@ def main():
     print(f"CPU, {args.threads} thread(s), {width}x{height}, median of {args.runs} runs")
     print(f"{'model':28} {'parameters':>11} {'GFLOPs':>8} {'torch ms':>9} {'ORT ms':>8} {'torch x':>8} {'ORT x':>6}")
     for name in args.weights:
-        masked, ckpt = load_model(name)
+        masked, _ = load_model(name)
         result = compact_model(masked)
-        with tempfile.TemporaryDirectory() as tmp:
-            rows = {}
-            for label, model in (("dense/masked", masked), ("compact", result.model)):
-                path = export_onnx(model, Path(tmp) / f"{label.replace('/', '_')}.onnx", size=size)
-                rows[label] = (count_parameters(model), conv_flops(model, *size),
-                               torch_latency_ms(model, size, runs=args.runs, threads=args.threads),
-                               onnx_latency_ms(path, size, runs=args.runs, threads=args.threads))
+        rows = {label: model_costs(model, onnx=True, size=size, runs=args.runs, threads=args.threads)
+                for label, model in (("dense/masked", masked), ("compact", result.model))}
         dense = rows["dense/masked"]
-        for label, (counts, flops, torch_ms, onnx_ms) in rows.items():
-            shown = counts.total if label == "compact" else f"{counts.total:,}/{counts.nonzero:,}"
-            shown = f"{shown:,}" if isinstance(shown, int) else shown
-            print(f"{name + ' ' + label:28} {shown:>11} {flops / 1e9:>8.3f} {torch_ms:>9.1f} {onnx_ms:>8.1f} "
-                  f"{dense[2] / torch_ms:>8.2f} {dense[3] / onnx_ms:>6.2f}")
+        for label, c in rows.items():
+            shown = f"{c['parameters']:,}" if label == "compact" else f"{c['parameters']:,}/{c['nonzero_parameters']:,}"
+            print(f"{name + ' ' + label:28} {shown:>11} {c['flops'] / 1e9:>8.3f} {c['torch_ms']:>9.1f} {c['onnx_ms']:>8.1f} "
+                  f"{dense['torch_ms'] / c['torch_ms']:>8.2f} {dense['onnx_ms'] / c['onnx_ms']:>6.2f}")
         print(f"{'':28} outputs agree within {result.max_abs_diff:.1e}; {result.removed_channels} channels removed")
     print("parameters of dense/masked: total/nonzero; x: speed-up over the dense model")
 
