@@ -90,6 +90,26 @@ def is_wider(run):
     return bool(run.get("config", {}).get("wider"))
 
 
+def run_data(run):
+    """What a run trained on, as the pages name it: WIDER FACE, photos (distilled) or the sample set."""
+    config = run.get("config", {})
+    if config.get("wider"):
+        return "WIDER FACE"
+    if config.get("photos"):
+        return "photos, distilled"
+    return "sample set"
+
+
+def agreement_text(run):
+    """``agreement with the dense model: AP 0.86 on 6 held-out photos`` or None."""
+    import json
+
+    if run.get("agreement_ap") is None:
+        return None
+    photos = len(json.loads(run.get("agreement_photos") or "[]"))
+    return f"agreement with the dense model: AP {run['agreement_ap']:.3f} on {photos} held-out photos"
+
+
 # The detectors as the pages offer them: EResFD, the smaller and quicker, first.
 DETECTORS = {arch: DISPLAY_NAMES[arch] for arch in ("eresfd", "extd")}
 
@@ -98,7 +118,7 @@ def run_label(run, data=True):
     """``#12 EResFD FPGM 30 % (sample set)``: how the pages name a run."""
     label = (f"#{run['id']} {DISPLAY_NAMES.get(run['detector'], run['detector'])} "
              f"{criterion_label(run['criterion'])} {round(run['rate'] * 100)} %")
-    return f"{label} ({'WIDER FACE' if is_wider(run) else 'sample set'})" if data else label
+    return f"{label} ({run_data(run)})" if data else label
 
 
 def evaluation_inputs(run):
@@ -115,9 +135,10 @@ def user_runs():
     """The evaluated runs as trade-off points (see facedet.viz.tradeoffs.run_points)."""
     return [dict(label=run_label(run), detector=run["detector"], criterion=run["criterion"], rate=run["rate"],
                  easy=run["ap_easy"], medium=run["ap_medium"], hard=run["ap_hard"],
-                 parameters=run.get("nonzero_parameters"), gflops=None, latency_ms=None,
-                 checkpoint=run.get("checkpoint"), wider=is_wider(run))
-            for run in runs() if run.get("ap_easy") is not None and run.get("checkpoint")]
+                 agreement=run.get("agreement_ap"), parameters=run.get("nonzero_parameters"), gflops=None,
+                 latency_ms=None, checkpoint=run.get("checkpoint"), wider=is_wider(run))
+            for run in runs() if (run.get("ap_easy") is not None or run.get("agreement_ap") is not None)
+            and run.get("checkpoint")]
 
 
 def session_checkpoints(arch):
@@ -136,16 +157,30 @@ def session_queue():
     return shared_queue()
 
 
-def start_session(detector, criterion, rate, epochs, finetune_epochs, wider_root=None, train_images=16,
-                  eval_images=None, crop_size=320):
-    """Queue a prune-and-fine-tune session; returns its id. ``eval_images``: evaluate on the first N
-    validation images only (None: all)."""
+def start_session(detector, criterion, rate, data="photos", photos=None, wider_root=None, **options):
+    """Queue a prune-and-fine-tune session of the quick preset; returns its id. ``data``: photos
+    (``photos`` folder, default the project's sample photos), sample (the generated set) or wider.
+    ``options``: TrainConfig settings that differ from the preset."""
     from pruning import SessionConfig
 
-    config = SessionConfig(detector=detector, criterion=criterion, rate=rate, epochs=epochs,
-                           finetune_epochs=finetune_epochs, wider=wider_root, max_images=train_images,
-                           crop_size=crop_size, options={"eval_images": eval_images})
+    config = SessionConfig(detector=detector, criterion=criterion, rate=rate, data=data, photos=photos,
+                           wider=wider_root, options=options)
     return session_queue().submit(config)
+
+
+def save_uploads(files):
+    """Write uploaded photos (``(name, bytes)`` pairs) into a fresh folder; returns it."""
+    import re
+    import tempfile
+
+    from pruning.paths import uploads_dir
+
+    uploads_dir().mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=uploads_dir(), prefix="upload-"))
+    for i, (name, data) in enumerate(files):
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name)[-80:] or "photo"
+        (folder / f"{i:03d}-{safe}").write_bytes(data)
+    return folder
 
 
 def sessions():

@@ -11,11 +11,16 @@ from app_support.engine import DETECTORS, criterion_label, oneshot_criteria, ses
 from facedet.compare import match_detections
 from facedet.errors import FacedetError
 from facedet.images import read_image
+from facedet.samples import faces_for, sample_photos
 from facedet.weights import pretrained_name
 from facedet.viz.overlay import COLOURS, LEGEND, annotate_original, annotate_pruned, fit_for_display, png_bytes
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-SAMPLES = sorted(p.name for p in ASSETS.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+# Real photographs first (held-out ones, then the quick preset's training photos), then the portraits
+# and the composite of the generated sample set.
+SAMPLES = {p.name: p.path for p in sample_photos()}
+SAMPLES.update({p.name: p for p in sorted(ASSETS.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")})
+DEFAULT_SAMPLE = "office-group-13.jpg"
 SOURCES = {
     "published": "Published checkpoint (SFP + fine-tuned, the paper's)",
     "oneshot": "One-shot prune now (NO fine-tuning)",
@@ -28,7 +33,7 @@ setup("Compare", "The original detector against a pruned one, on the same photo 
 with st.sidebar:
     st.header("Photo")
     upload = st.file_uploader("Upload a photo", key="upload")
-    sample = st.selectbox("…or pick a sample", SAMPLES, index=SAMPLES.index("group.jpg") if "group.jpg" in SAMPLES else 0,
+    sample = st.selectbox("…or pick a sample", list(SAMPLES), index=list(SAMPLES).index(DEFAULT_SAMPLE),
                           key="sample", disabled=upload is not None)
     st.header("Models")
     arch = st.radio("Detector", list(DETECTORS), format_func=DETECTORS.get, horizontal=True, key="arch")
@@ -58,9 +63,11 @@ with st.sidebar:
             st.info("No finished sessions for this detector yet: start one on the Prune page.")
         else:
             run = sessions[st.selectbox("Session", list(sessions), key="session")]
-            data = "WIDER FACE" if engine.is_wider(run) else "the sample set, NOT WIDER FACE"
+            data = {"sample set": "the sample set, NOT WIDER FACE"}.get(engine.run_data(run), engine.run_data(run))
+            agreement = engine.agreement_text(run)
             pruned_key = cached.file_key(run["checkpoint"])
-            pruned_label = (engine.run_label(run, data=False), f"from your pruning session, trained on {data}")
+            pruned_label = (engine.run_label(run, data=False), f"from your pruning session, trained on {data}"
+                            + (f"; {agreement}" if agreement else ""))
     st.header("Display")
     threshold = st.slider("Score threshold (both sides)", 0.05, 0.95, 0.5, 0.05, key="threshold")
 
@@ -71,7 +78,7 @@ try:
         image = read_image(data, name=upload.name)
         image_key, image_name = cached.digest(data), Path(upload.name).stem
     else:
-        image = read_image(ASSETS / sample)
+        image = read_image(SAMPLES[sample])
         image_key, image_name = f"sample:{sample}", Path(sample).stem
 except FacedetError as err:
     st.error(f"Cannot use this photo: {err}")
@@ -127,3 +134,11 @@ st.caption(
     f"this machine's {cached.detector(original_key).device.type.upper()}, measured when it was first detected "
     f"(the Trade-offs page times every model on the same 640×480 input)."
 )
+annotations = faces_for(sample) if upload is None else None
+if annotations is not None and len(annotations):
+    from pruning.agreement import face_counts
+
+    counts = [face_counts(dets, annotations, threshold) for dets in (original, pruned)]
+    st.caption(f"This photo has {len(annotations)} hand-annotated faces (ours). Original: {counts[0][0]} found, "
+               f"{counts[0][2]} boxes on no face; pruned: {counts[1][0]} found, {counts[1][2]} boxes on no face "
+               f"(IoU ≥ 0.4, score ≥ {threshold:.2f}).")

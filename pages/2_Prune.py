@@ -1,5 +1,6 @@
 """Prune: quick prune-and-fine-tune sessions, run in the background by the pruning engine's queue."""
 
+import json
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -9,6 +10,10 @@ from app_support import engine
 from app_support.engine import DETECTORS
 from app_support.page import setup
 from facedet.errors import FacedetError
+from pruning.paths import data_roots
+from pruning.presets import preset_settings
+
+IMAGE_TYPES = ("jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff")
 
 ACTIVE = ("queued", "running")
 
@@ -24,6 +29,15 @@ def _device():
     return f"CUDA ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "CPU (no CUDA GPU here: keep sessions short)"
 
 
+QUICK = preset_settings("quick")  # the page's defaults are the CLI's --preset quick
+DATA = {
+    "photos": "Sample photos (real, unlabelled: the dense model teaches the pruned one)",
+    "upload": "My photos (upload several; unlabelled, distilled)",
+    "folder": "A photo folder on this server (from the allowed data roots)",
+    "sample": "Generated sample set (labelled; NOT WIDER FACE, numbers not comparable)",
+    "wider": "WIDER FACE (give its root folder)",
+}
+
 form, board = st.columns([2, 3], gap="large")
 with form:
     st.subheader("New session")
@@ -33,36 +47,59 @@ with form:
                                  key="prune_criterion")
         rate = st.select_slider("Pruning rate (per layer)", list(range(5, 95, 5)), value=30,
                                 format_func=lambda r: f"{r} %", key="prune_rate")
-        sfp, finetune = st.columns(2)
-        epochs = sfp.number_input("SFP epochs", 1, 200, 10, key="prune_epochs",
-                                  help="Soft Filter Pruning: train, re-select and zero the filters every few epochs "
-                                       "(paper: 200). On a 2-core CPU, 10 + 10 epochs take about half a minute for "
-                                       "EResFD and about 11 minutes for EXTD.")
-        finetune_epochs = finetune.number_input("Fine-tune epochs", 0, 20, 10, key="prune_finetune",
-                                                help="With the masks frozen (paper: 10).")
-        data = st.radio("Training and evaluation data", ["sample", "wider"], key="prune_data", format_func={
-            "sample": "Sample set (generated here; NOT WIDER FACE, numbers not comparable)",
-            "wider": "WIDER FACE (give its root folder)"}.get)
+        data = st.radio("Training data", list(DATA), format_func=DATA.get, key="prune_data")
+        uploads = st.file_uploader("Photos to train on (for 'My photos')", type=list(IMAGE_TYPES),
+                                   accept_multiple_files=True, key="prune_uploads")
+        roots = data_roots()
+        folder = st.selectbox("Photo folder (for 'A photo folder'; set FACEDET_DATA_ROOTS to offer others)",
+                              roots, format_func=str, key="prune_folder") if roots else None
         wider_root = st.text_input("WIDER FACE root", key="prune_wider_root",
                                    placeholder="folder holding WIDER_train/, WIDER_val/, wider_face_split/")
-        with st.expander("Quick-run settings"):
-            sizes = st.columns(3)
-            train_images = sizes[0].number_input("Training images (first N)", 1, 20000, 16, key="prune_train_images")
-            eval_images = sizes[1].number_input("Evaluation images (first N, 0 = all)", 0, 5000, 0,
-                                                key="prune_eval_images")
-            crop = sizes[2].select_slider("Training crop (px)", [128, 160, 224, 320, 480, 640], value=320,
-                                          key="prune_crop")
-        st.caption(f"Runs on {_device()}.")
+        with st.expander("Schedule (the quick preset's; paper: 200 + 10 epochs)"):
+            sfp, finetune, crop = st.columns(3)
+            epochs = sfp.number_input("SFP epochs", 1, 200, QUICK["epochs"], key="prune_epochs",
+                                      help="Soft Filter Pruning: the rate ramps up over the first two thirds; "
+                                           "filters are re-selected and zeroed after every epoch.")
+            finetune_epochs = finetune.number_input("Fine-tune epochs", 0, 50, QUICK["finetune_epochs"],
+                                                    key="prune_finetune", help="With the masks frozen.")
+            crop_size = crop.select_slider("Training crop (px)", [160, 224, 320, 480, 640], value=QUICK["crop_size"],
+                                           key="prune_crop")
+        st.caption(f"Runs on {_device()}. The default session takes about 1.5 minutes for EResFD on a 2-core CPU "
+                   "(EXTD: several times longer).")
         start = st.form_submit_button("Start", type="primary")
     if start:
-        if data == "wider" and not (wider_root and Path(wider_root).expanduser().is_dir()):
-            st.error(f"WIDER FACE root not found: {wider_root or '(empty)'}")
+        options = {}
+        if epochs != QUICK["epochs"]:
+            options.update(epochs=int(epochs), ramp_epochs=max(1, round(int(epochs) * 2 / 3)))
+        if finetune_epochs != QUICK["finetune_epochs"]:
+            options["finetune_epochs"] = int(finetune_epochs)
+        if crop_size != QUICK["crop_size"]:
+            options["crop_size"] = int(crop_size)
+        source, photos, wider = ("photos", None, None)
+        error = None
+        if data == "upload":
+            if not uploads:
+                error = "Upload a few photos first (or choose another training data)."
+            else:
+                photos = str(engine.save_uploads([(f.name, f.getvalue()) for f in uploads]))
+        elif data == "folder":
+            if folder is None:
+                error = "No data roots are configured (FACEDET_DATA_ROOTS)."
+            else:
+                photos = str(folder)
+        elif data == "sample":
+            source = "sample"
+        elif data == "wider":
+            source = "wider"
+            if not (wider_root and Path(wider_root).expanduser().is_dir()):
+                error = f"WIDER FACE root not found: {wider_root or '(empty)'}"
+            else:
+                wider = str(Path(wider_root).expanduser())
+        if error:
+            st.error(error)
         else:
             try:
-                engine.start_session(arch, criterion, rate / 100, int(epochs), int(finetune_epochs),
-                                     str(Path(wider_root).expanduser()) if data == "wider" else None,
-                                     train_images=int(train_images), eval_images=int(eval_images) or None,
-                                     crop_size=int(crop))
+                engine.start_session(arch, criterion, rate / 100, source, photos=photos, wider_root=wider, **options)
             except FacedetError as err:
                 st.error(f"Cannot start: {err}")
             else:
@@ -128,7 +165,8 @@ def session_board():
         config = s.config
         with st.container(border=True):
             head, button = st.columns([4, 1])
-            data = "WIDER FACE" if config.wider else "sample set, NOT WIDER FACE"
+            data = ("WIDER FACE" if config.wider else "photos, distilled" if config.photos
+                    else "sample set, NOT WIDER FACE")
             head.markdown(f"**{DETECTORS[config.detector]} {engine.criterion_label(config.criterion)} "
                           f"{round(config.rate * 100)} %** · {config.epochs} SFP + {config.finetune_epochs} fine-tune "
                           f"epochs · {data} · **{s.state}**")
@@ -148,6 +186,11 @@ def session_board():
                            f"{figures['ap_hard']:.3f}" + ("" if config.wider else " (sample set, not WIDER FACE)")
                            + f" · {figures.get('nonzero_parameters', 0):,} nonzero parameters · run #{s.run_id} "
                            "is now in Compare, Trade-offs and Results.")
+            if s.state == "finished" and figures.get("agreement_ap") is not None:
+                st.success(f"Agreement with the dense model on {len(json.loads(figures['agreement_photos']))} held-out "
+                           f"photos: AP {figures['agreement_ap']:.3f}, finds {figures['agreement_recall'] * 100:.0f} % "
+                           f"of its faces · {figures.get('nonzero_parameters', 0):,} nonzero parameters · "
+                           f"run #{s.run_id} is now in Compare, Trade-offs and Results.")
             if s.error:
                 st.error(s.error)
 

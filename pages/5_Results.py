@@ -25,8 +25,9 @@ def _row(run):
     return {
         "run": run["id"], "status": run["status"], "detector": run["detector"], "criterion": run["criterion"],
         "rate": run["rate"], "SFP epochs": config.get("epochs"), "fine-tune epochs": config.get("finetune_epochs"),
-        "data": "WIDER FACE" if engine.is_wider(run) else "sample set (NOT WIDER FACE)",
+        "data": {"sample set": "sample set (NOT WIDER FACE)"}.get(engine.run_data(run), engine.run_data(run)),
         "AP easy": run.get("ap_easy"), "AP medium": run.get("ap_medium"), "AP hard": run.get("ap_hard"),
+        "agreement AP (held-out photos)": run.get("agreement_ap"),
         "parameters (nonzero)": run.get("nonzero_parameters"), "sparsity": run.get("sparsity"),
         "compact parameters": run.get("compact_parameters"), "GFLOPs (640×640)": (run.get("nonzero_flops") or 0) / 1e9 or None,
         "latency ms (640×640)": run.get("latency_ms"), "compact latency ms": run.get("compact_latency_ms"),
@@ -47,10 +48,12 @@ percent = st.column_config.NumberColumn(format="percent")
 ap = st.column_config.NumberColumn(format="%.4f")
 event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
                      key="results_table", column_config={"rate": percent, "sparsity": percent, "AP easy": ap,
-                                                         "AP medium": ap, "AP hard": ap})
+                                                         "AP medium": ap, "AP hard": ap,
+                                                         "agreement AP (held-out photos)": ap})
 selected = shown.iloc[event.selection.rows]["run"].tolist() if event.selection.rows else []
 st.caption(f"{len(shown)} of {len(table)} runs shown. Click a column title to sort; tick rows to delete them or "
-           "to draw their precision-recall curves. Sample-set APs are not WIDER FACE numbers. FLOPs count the "
+           "to draw their precision-recall curves. Sample-set APs are not WIDER FACE numbers; the agreement AP "
+           "measures how well a run still finds what the dense model finds on photos it never trained on. FLOPs count the "
            "nonzero weights; latency is the network alone, as the engine measures them.")
 
 actions = st.columns([1, 1, 2])
@@ -65,7 +68,8 @@ by_id = {r["id"]: r for r in runs}
 evaluated = [r["id"] for r in runs if r.get("ap_easy") is not None and r.get("checkpoint")]
 picked = [i for i in selected if i in evaluated] or evaluated[:1]
 if not evaluated:
-    st.info("No evaluated run yet.")
+    st.info("No run evaluated on WIDER FACE or the sample set yet (runs on photos are measured by their "
+            "agreement with the dense model, in the table above).")
     st.stop()
 st.caption("Curves come from running each checkpoint again over the images it was evaluated on (single scale), "
            f"for: {', '.join(engine.run_label(by_id[i]) for i in picked)}. Tick rows above to choose others.")

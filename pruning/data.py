@@ -55,6 +55,8 @@ def training_root(wider=None, sample_images=SAMPLE_IMAGES):
 class EpochLoader:
     """A training ``DataLoader`` whose epoch ``e`` is a pure function of ``(seed, e)``."""
 
+    has_labels = True
+
     def __init__(self, root, crop_size=640, batch_size=16, workers=0, seed=0, max_images=None,
                  rank=0, world_size=1):
         dataset = WiderFaceDataset(root, "train")

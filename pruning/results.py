@@ -46,10 +46,52 @@ def finish_run(trainer, stage):
         figures.update(compact_checkpoint=str(path.resolve()), compact_parameters=compact_costs["parameters"],
                        compact_flops=compact_costs["flops"], compact_latency_ms=compact_costs["torch_ms"])
     if config.evaluate:
-        stage("evaluating")
-        figures.update(evaluate_model(model, config.detector, trainer.root, config.eval_images, trainer.cancel))
+        if trainer.root is not None:
+            stage("evaluating")
+            figures.update(evaluate_model(model, config.detector, trainer.root, config.eval_images, trainer.cancel))
+        stage("agreement with the teacher")
+        figures.update(teacher_agreement(model, config, trainer.cancel))
         stage("recording")  # raises Cancelled if the evaluation was cut short
     return figures
+
+
+def holdout_photos(folder=None):
+    """``(images, names)`` for the agreement measure: ``folder``'s photos, default the project's
+    held-out sample photos (never trained on by the quick preset)."""
+    from facedet.samples import photos_dir
+    from pruning.photos import find_photos, load_photos
+
+    images, names, _ = load_photos(find_photos(folder or photos_dir("holdout")))
+    return images, [Path(n).name for n in names]
+
+
+def teacher_agreement(model, config, cancel=None):
+    """``{agreement_ap, agreement_recall, agreement_photos}`` of the trained model with its
+    starting checkpoint (the teacher) on held-out photos; {} when there are none to use."""
+    import json
+
+    from facedet.detector import Detector
+    from facedet.weights import load_model
+    from pruning.agreement import detector_agreement
+
+    from facedet.errors import FacedetError
+    from facedet.samples import photos_dir
+
+    holdout = Path(config.holdout or photos_dir("holdout")).expanduser().resolve()
+    if config.photos and _overlaps(Path(config.photos).expanduser().resolve(), holdout):
+        print(f"agreement not computed: the held-out photos {holdout} are among the training photos", file=sys.stderr)
+        return {}
+    try:
+        images, names = holdout_photos(holdout)
+    except FacedetError as err:  # a missing folder costs the figure, not the run
+        print(f"agreement not computed: {err}", file=sys.stderr)
+        return {}
+    teacher_model, _ = load_model(config.weights or config.detector, arch=config.detector)
+    result = detector_agreement(Detector(model, config.detector, device="cpu"),
+                                Detector(teacher_model, config.detector, device="cpu"), images, cancel)
+    if result.ap is None:
+        return {}
+    return {"agreement_ap": result.ap, "agreement_recall": result.recall, "agreement_photos": json.dumps(names)}
 
 
 def ground_truth_dir(root):
@@ -80,3 +122,7 @@ def evaluate_model(model, arch, root, limit=None, cancel=None):
         print(f"APs not computed: {err}", file=sys.stderr)
         return {}
     return {"ap_easy": ap.easy, "ap_medium": ap.medium, "ap_hard": ap.hard}
+
+
+def _overlaps(a, b):
+    return a == b or a in b.parents or b in a.parents

@@ -5,6 +5,10 @@ Epochs ``0 .. sfp_epochs-1`` are SFP: the masks are recomputed and applied after
 filters stay trainable in between and may regrow. The following ``finetune_epochs`` train with the
 last masks frozen. Learning rates: ``lr`` during SFP, times ``lr_gamma`` at each milestone; the
 fine-tuning restarts at ``finetune_lr`` and drops by ``lr_gamma`` half-way.
+
+With ``ramp_epochs`` > 0 the pruning rate ramps up instead of applying in full at the first
+pruning step (automated gradual pruning, Zhu & Gupta 2017): after SFP epoch ``e`` it is
+``rate * (1 - (1 - (e + 1) / ramp_epochs) ** 3)``, the full rate from epoch ``ramp_epochs - 1`` on.
 """
 
 from dataclasses import dataclass
@@ -19,6 +23,7 @@ class Schedule:
     lr_milestones: tuple = (50, 100)
     lr_gamma: float = 0.1
     finetune_lr: float = 1e-3
+    ramp_epochs: int = 0
 
     @property
     def total_epochs(self):
@@ -38,3 +43,10 @@ class Schedule:
         if epoch >= self.sfp_epochs:
             return False
         return epoch % self.prune_every == 0 or epoch == self.sfp_epochs - 1
+
+    def rate_after(self, epoch, rate):
+        """The pruning rate applied after SFP epoch ``epoch`` (``rate`` is the target)."""
+        ramp = min(int(self.ramp_epochs), self.sfp_epochs)
+        if ramp <= 0 or epoch + 1 >= ramp:
+            return rate
+        return rate * (1.0 - (1.0 - (epoch + 1) / ramp) ** 3)

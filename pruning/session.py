@@ -20,33 +20,43 @@ from pruning.train import TrainConfig, train
 STATES = ("queued", "running", "finished", "cancelled", "failed")
 
 
+DATA_SOURCES = ("photos", "sample", "wider")
+
+
 @dataclass(frozen=True)
 class SessionConfig:
-    """A session: what to prune and how long to train. Defaults make a CPU-friendly quick look
-    (10 SFP epochs, 10 fine-tuning epochs, 16 images, 320 px crops: about half a minute for
-    EResFD on a 2-core CPU, where FPGM at 30 % gets back to AP 0.9 or more on the sample set;
-    2 + 1 epochs left it near 0); every ``TrainConfig`` setting can be overridden through
-    ``options``."""
+    """A session: what to prune, on which data, with which preset (``pruning.presets``; by default
+    ``quick``: the project's sample photos, distilled from the dense model, a few minutes on a
+    CPU). ``data``: ``photos`` (``photos``, default the preset's), ``sample`` (the generated sample
+    set, labelled) or ``wider`` (WIDER FACE at ``wider``). Any ``TrainConfig`` setting can be
+    overridden through ``options``."""
 
     detector: str = "eresfd"
     criterion: str = "fpgm"
     rate: float = 0.3
-    epochs: int = 10
-    finetune_epochs: int = 10
-    wider: str | None = None  # WIDER FACE root; None: the generated sample set
-    max_images: int | None = 16
-    crop_size: int = 320
-    batch_size: int = 4
+    preset: str = "quick"
+    data: str = "photos"
+    photos: str | None = None
+    wider: str | None = None
     device: str = "auto"
     options: dict = field(default_factory=dict)
 
     def train_config(self):
-        settings = dict(
-            detector=self.detector, criterion=self.criterion, rate=self.rate, epochs=self.epochs,
-            finetune_epochs=self.finetune_epochs, prune_every=min(5, max(1, self.epochs)), wider=self.wider,
-            max_images=self.max_images, crop_size=self.crop_size, batch_size=self.batch_size, device=self.device,
-        )
-        return TrainConfig(**{**settings, **self.options})
+        from facedet.errors import FacedetError
+        from pruning.presets import preset_config
+
+        if self.data not in DATA_SOURCES:
+            raise FacedetError(f"data must be one of {', '.join(DATA_SOURCES)}, not {self.data!r}")
+        settings = dict(detector=self.detector, criterion=self.criterion, rate=self.rate, device=self.device)
+        if self.data == "wider":
+            if not self.wider:
+                raise FacedetError("WIDER FACE data needs its root folder")
+            settings["wider"] = self.wider
+        elif self.data == "sample":
+            settings["photos"] = None
+        elif self.photos:
+            settings["photos"] = self.photos
+        return preset_config(self.preset, **{**settings, **self.options})
 
     def label(self):
         return f"{self.detector} {self.criterion} {round(self.rate * 100)}%"

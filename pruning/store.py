@@ -29,6 +29,8 @@ FIGURES = {
     "compact_parameters": "INTEGER", "flops": "INTEGER", "nonzero_flops": "INTEGER", "compact_flops": "INTEGER",
     "latency_ms": "REAL", "compact_latency_ms": "REAL",
     "ap_easy": "REAL", "ap_medium": "REAL", "ap_hard": "REAL",
+    # Agreement with the teacher on held-out photos (pruning.agreement): AP, recall, photo names (JSON).
+    "agreement_ap": "REAL", "agreement_recall": "REAL", "agreement_photos": "TEXT",
     "epochs_done": "INTEGER", "final_loss": "REAL", "message": "TEXT",
 }
 _SCHEMA = f"""
@@ -63,6 +65,7 @@ class ResultsStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as conn:
                 conn.executescript(_SCHEMA)
+                _add_missing_columns(conn)
         except (OSError, sqlite3.DatabaseError) as err:
             raise DataError(f"cannot open the results store {self.path}: {err}") from None
         self.mark_crashed()
@@ -184,6 +187,14 @@ class ResultsStore:
         if row is None:
             raise DataError(f"no run {run_id} in the results store")
         return row
+
+
+def _add_missing_columns(conn):
+    """Stores written by an older version lack the newer figure columns: add them (NULL)."""
+    present = {row["name"] for row in conn.execute("PRAGMA table_info(runs)")}
+    for name, kind in FIGURES.items():
+        if name not in present:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
 
 
 class _Transaction:

@@ -14,6 +14,7 @@ data of each epoch is a function of the seed and the epoch, so nothing is lost o
 
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 
 from facedet.errors import DataError, FacedetError
+from pruning.distill import capturing, distillation_loss
 from pruning.criteria import check_criterion, check_rate, select_filters, slimming_batchnorms
 from pruning.masks import (apply_masks, masks_from_lists, masks_from_removed, masks_to_lists, zero_gradients,
                            zero_optimizer_state)
@@ -47,13 +49,25 @@ class TrainConfig:
     lr_milestones: tuple = Schedule.lr_milestones
     lr_gamma: float = Schedule.lr_gamma
     finetune_lr: float = Schedule.finetune_lr
+    ramp_epochs: int = Schedule.ramp_epochs  # > 0: the rate ramps up over these SFP epochs (gradual pruning)
     optimizer: str = "auto"  # auto: SGD with momentum for EXTD, Adam for EResFD (as in the paper)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 16
     crop_size: int = 640
     workers: int = 0
-    wider: str | None = None  # WIDER FACE root; None: the generated sample set
+    wider: str | None = None  # WIDER FACE root; None: photos if given, else the generated sample set
+    photos: str | None = None  # folder of unlabelled photos (recursive); the teacher supplies the targets
+    crops_per_photo: int = 4  # photo crops per photo and epoch
+    face_crops: float = 0.5  # share of photo crops centred near a face the teacher finds
+    distill: bool = False  # learn the outputs of the starting model (the teacher)
+    distill_conf: float = 1.0  # weight: teacher face probabilities on every prior
+    distill_loc: float = 1.0  # weight: teacher box regression where it is confident
+    distill_features: float = 0.0  # weight: the maps fed to the detection heads
+    distill_temperature: float = 1.0
+    freeze_batchnorm: bool = False  # BatchNorm keeps its running statistics (small batches: batch statistics mislead)
+    label_loss: float = 1.0  # weight of the MultiBox loss on labelled data (WIDER FACE, sample set)
+    holdout: str | None = None  # photos for the agreement with the teacher (default: the held-out samples)
     sample_images: int = 20
     max_images: int | None = None  # train on the first N images only
     device: str = "auto"
@@ -86,11 +100,31 @@ class TrainConfig:
             raise FacedetError(f"optimizer must be auto, sgd or adam, not {self.optimizer!r}")
         if self.max_images is not None and self.max_images < 1:
             raise FacedetError("max_images must be at least 1")
+        if self.wider and self.photos:
+            raise FacedetError("train on WIDER FACE or on photos, not both")
+        if self.photos and not self.distill:
+            raise FacedetError("photos have no labels: training on them needs distillation (distill=True)")
+        if int(self.crops_per_photo) < 1 or int(self.ramp_epochs) < 0:
+            raise FacedetError("crops_per_photo must be at least 1 and ramp_epochs not negative")
+        for name in ("face_crops",):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise FacedetError(f"{name} must be between 0 and 1")
+        for name in ("distill_conf", "distill_loc", "distill_features", "label_loss"):
+            if not float(getattr(self, name)) >= 0.0:
+                raise FacedetError(f"{name} must be a number of at least 0")
+        if not float(self.distill_temperature) > 0.0:
+            raise FacedetError("distill_temperature must be above 0")
 
     @property
     def schedule(self):
         return Schedule(self.epochs, self.finetune_epochs, self.prune_every, self.lr, self.lr_milestones,
-                        self.lr_gamma, self.finetune_lr)
+                        self.lr_gamma, self.finetune_lr, self.ramp_epochs)
+
+    @property
+    def distill_weights(self):
+        from pruning.distill import DistillWeights
+
+        return DistillWeights(self.distill_conf, self.distill_loc, self.distill_features, self.distill_temperature)
 
     def to_dict(self):
         data = asdict(self)
@@ -185,12 +219,15 @@ class _Trainer:
             self.start_epoch = int(state["epoch"])
             self.run_id = state.get("run_id")
         self.slimming = slimming_batchnorms(self.net) if self.config.criterion == "slimming" else []
-        from pruning.data import EpochLoader, training_root
         from pruning.loss import MultiBoxLoss
 
-        self.root, self.data_description = training_root(self.config.wider, self.config.sample_images)
-        self.loader = EpochLoader(self.root, self.config.crop_size, self.config.batch_size, self.config.workers,
-                                  self.config.seed, self.config.max_images, dist.rank, dist.world_size)
+        self.teacher = self.student_maps = None
+        if self.config.distill:
+            from pruning.distill import HeadInputs, Teacher
+
+            self.teacher = Teacher(_teacher_model(self.config)).to(self.device)
+            self.student_maps = HeadInputs(self.net) if self.config.distill_features else None
+        self.root, self.data_description, self.loader = _training_data(self.config, self.teacher, self.device, dist)
         self.loss_fn = MultiBoxLoss()
         self._priors = {}
 
@@ -237,6 +274,10 @@ class _Trainer:
             self._prune(None)
         frozen = phase == "finetune"
         self.model.train()
+        if self.config.freeze_batchnorm:
+            for module in self.net.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         batches = self.loader.epoch(epoch)
         steps = len(batches)
         sums = {"loss": 0.0, "loss_loc": 0.0, "loss_conf": 0.0}
@@ -258,7 +299,7 @@ class _Trainer:
         record = {"epoch": epoch, "phase": phase, "lr": lr, "seconds": time.perf_counter() - epoch_start,
                   **{k: self.dist.mean(v / max(steps, 1)) for k, v in sums.items()}}
         if self.schedule.prunes_after(epoch):
-            self._prune(last_batch)
+            self._prune(last_batch, epoch)
         if frozen and self.masks is not None:
             apply_masks(self.net, self.masks)
         from facedet.params import count_parameters
@@ -273,9 +314,20 @@ class _Trainer:
         images = images.to(self.device, non_blocking=True)
         targets = [t.to(self.device, non_blocking=True) for t in targets]
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-            loc, conf = self.model(images)
-        loss_loc, loss_conf = self.loss_fn(loc, conf, self._priors_for(images.shape[2:]), targets)
+            if self.teacher is not None:
+                teacher_out, teacher_maps = self.teacher(images)
+            with capturing(self.student_maps):
+                loc, conf = self.model(images)
+        loss_loc = loss_conf = loc.sum() * 0.0
+        if self.loader.has_labels and self.config.label_loss:
+            label_loc, label_conf = self.loss_fn(loc, conf, self._priors_for(images.shape[2:]), targets)
+            loss_loc, loss_conf = self.config.label_loss * label_loc, self.config.label_loss * label_conf
         loss = loss_loc + loss_conf
+        if self.teacher is not None:
+            student_maps = self.student_maps.take() if self.student_maps is not None else None
+            terms = distillation_loss((loc, conf), teacher_out, self.config.distill_weights, student_maps, teacher_maps)
+            loss_loc, loss_conf = loss_loc + terms["loc"], loss_conf + terms["conf"]
+            loss = loss + terms["loc"] + terms["conf"] + terms["features"]
         if self.slimming and self.config.slimming_lambda:
             loss = loss + self.config.slimming_lambda * sum(bn.weight.abs().sum() for bn in self.slimming)
         if not torch.isfinite(loss):
@@ -288,11 +340,12 @@ class _Trainer:
         self.scaler.update()
         if frozen and self.masks is not None:
             apply_masks(self.net, self.masks)
-        return loss_loc.item(), loss_conf.item()
+        return loss_loc.item(), loss.item() - loss_loc.item()
 
-    def _prune(self, batch):
+    def _prune(self, batch, epoch=None):
         """Recompute the masks with the criterion and zero the selected filters (and their state)."""
-        removed = select_filters(self.net, self.config.criterion, self.config.rate, batch=batch, seed=self.config.seed)
+        rate = self.schedule.rate_after(epoch, self.config.rate) if epoch is not None else self.config.rate
+        removed = select_filters(self.net, self.config.criterion, rate, batch=batch, seed=self.config.seed)
         # Under torchrun each process sees its own batch (taylor scores differ): the main one decides.
         self.masks = masks_from_removed(self.net, self.dist.from_main(removed))
         apply_masks(self.net, self.masks)
@@ -395,6 +448,39 @@ def _initial_model(config, state):
         return model
     model, _ = load_model(config.weights or config.detector, arch=config.detector)
     return model
+
+
+def _teacher_model(config):
+    """The teacher: the run's starting checkpoint as published (not the resumed student)."""
+    from facedet.weights import load_model
+
+    model, _ = load_model(config.weights or config.detector, arch=config.detector)
+    return model
+
+
+def _training_data(config, teacher, device, dist):
+    """``(root or None, description, loader)``: WIDER FACE, the sample set, or a photo folder."""
+    if config.photos:
+        from facedet.detector import Detector
+        from pruning.photos import PhotoCrops, PhotoLoader, find_photos, load_photos, teacher_faces
+
+        images, names, skipped = load_photos(find_photos(config.photos))
+        if skipped:
+            print(f"{len(skipped)} of {len(images) + len(skipped)} files in {config.photos} skipped "
+                  f"(not readable images), e.g. {skipped[0][0]}: {skipped[0][1]}", file=sys.stderr)
+        if not images:
+            raise DataError(f"no readable photos in {config.photos}")
+        finder = Detector(teacher.model, config.detector, device=device)
+        crops = PhotoCrops(config.crop_size, finder.auto_scale, face_crop_probability=config.face_crops)
+        loader = PhotoLoader(images, teacher_faces(finder, images), crops, config.crops_per_photo, config.batch_size,
+                             config.workers, config.seed, dist.rank, dist.world_size)
+        return None, f"{len(images)} photos from {config.photos} (unlabelled; teacher-distilled)", loader
+    from pruning.data import EpochLoader, training_root
+
+    root, description = training_root(config.wider, config.sample_images)
+    loader = EpochLoader(root, config.crop_size, config.batch_size, config.workers, config.seed, config.max_images,
+                         dist.rank, dist.world_size)
+    return root, description + (" + teacher-distilled" if config.distill else ""), loader
 
 
 def _optimizer(config, model):

@@ -21,7 +21,7 @@ def cache(tmp_path, monkeypatch):
 
 def _local_entry(monkeypatch, weights_dir, name, **changes):
     """Point a registry entry at the file in weights_dir (a file:// URL: no network needed)."""
-    entry = dataclasses.replace(weights.PRETRAINED[name], url=(weights_dir / f"{name}.pth").as_uri(), **changes)
+    entry = dataclasses.replace(weights.PRETRAINED[name], url=(weights_dir / f"{name}.pth").resolve().as_uri(), **changes)
     monkeypatch.setitem(weights.PRETRAINED, name, entry)
     return entry
 

@@ -1,63 +1,101 @@
 """``python -m pruning train ... --run-dir DIR [--resume]``: soft filter pruning + fine-tuning.
 
 Defaults are the paper's (200 SFP epochs, masks every 5, lr 1e-3 x 0.1 at 50 and 100, 10
-fine-tuning epochs, batch 16, 640x640 crops); a quick look: ``--epochs 2 --finetune-epochs 1
---max-images 8 --crop-size 320 --batch-size 4``. Ctrl-C stops after saving nothing half-done:
-``--resume`` continues from the last complete epoch.
+fine-tuning epochs, batch 16, 640x640 crops); ``--preset quick`` is the app's few-minute session
+(the project's photos, distilled from the dense model). Ctrl-C stops after saving nothing
+half-done: ``--resume`` continues from the last complete epoch.
 """
 
+import argparse
 import json
 import os
 import sys
 
 
+# Help per TrainConfig field; the options themselves are generated from the fields.
+HELP = {
+    "detector": "extd or eresfd (required for a new run)",
+    "criterion": "fpgm, l1, l2, taylor, random or slimming (required for a new run)",
+    "rate": "pruning rate per layer (required for a new run)",
+    "weights": "starting checkpoint, and the teacher when distilling (default: the published dense model)",
+    "epochs": "SFP epochs (paper: 200)",
+    "finetune_epochs": "fine-tuning epochs with frozen masks (paper: 10)",
+    "prune_every": "recompute the masks every k SFP epochs (paper: 5)",
+    "lr": "SFP learning rate (paper: 1e-3)",
+    "lr_milestones": "SFP epochs where the lr drops by --lr-gamma (paper: 50 100)",
+    "lr_gamma": "learning-rate drop factor (0.1)",
+    "finetune_lr": "fine-tuning learning rate, x lr-gamma half-way (paper: 1e-3)",
+    "ramp_epochs": "ramp the rate up over these SFP epochs (gradual pruning; 0: full rate at once)",
+    "optimizer": "auto (SGD for EXTD, Adam for EResFD, as in the paper), sgd or adam",
+    "momentum": "SGD momentum (0.9)",
+    "weight_decay": "paper: 5e-4",
+    "batch_size": "paper: 16",
+    "crop_size": "training crop side in px (paper: 640)",
+    "workers": "data loader worker processes (0)",
+    "wider": "WIDER FACE root (default: --photos, else the generated sample set)",
+    "photos": "folder of unlabelled photos, searched recursively; needs --distill (bad files are skipped)",
+    "crops_per_photo": "crops of every photo per epoch",
+    "face_crops": "share of photo crops centred near a face the teacher finds (0-1)",
+    "distill": "learn the starting model's outputs (it is the teacher)",
+    "distill_conf": "weight of the teacher's face probabilities (all priors)",
+    "distill_loc": "weight of the teacher's boxes where it is confident",
+    "distill_features": "weight of the teacher's detection maps (0: off)",
+    "distill_temperature": "temperature of the face probabilities",
+    "freeze_batchnorm": "keep BatchNorm running statistics fixed while training",
+    "label_loss": "weight of the MultiBox loss on labelled data",
+    "holdout": "photos for the agreement with the teacher (default: the project's held-out photos)",
+    "sample_images": "size of the generated sample set (20)",
+    "max_images": "train on the first N images only",
+    "device": "auto, cpu or cuda",
+    "amp": "mixed precision on CUDA",
+    "seed": "0",
+    "slimming_lambda": "L1 penalty on BN scales for --criterion slimming (1e-4)",
+    "evaluate": "AP on the validation split and agreement with the teacher at the end",
+    "eval_images": "evaluate on the first N validation images only",
+    "threads": "CPU threads for torch (default: all cores)",
+}
+CHOICES = {"detector": ("extd", "eresfd"), "optimizer": ("auto", "sgd", "adam"), "device": ("auto", "cpu", "cuda")}
+
+
 def register(subparsers, name, help_text):
+    from dataclasses import fields
+
+    from pruning.presets import PRESETS
+    from pruning.train import TrainConfig
+
     p = subparsers.add_parser(name, help=help_text, description=__doc__.splitlines()[0])
     p.add_argument("--run-dir", required=True, help="folder for the run's state and models")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    p.add_argument("--detector", choices=("extd", "eresfd"), help="required for a new run")
-    p.add_argument("--criterion", help="fpgm, l1, l2, taylor, random or slimming (required for a new run)")
-    p.add_argument("--rate", type=float, help="pruning rate per layer (required for a new run)")
-    p.add_argument("--weights", help="starting checkpoint (default: the published dense model)")
-    p.add_argument("--epochs", type=int, help="SFP epochs (default 200)")
-    p.add_argument("--finetune-epochs", type=int, help="fine-tuning epochs with frozen masks (default 10)")
-    p.add_argument("--prune-every", type=int, help="recompute the masks every k SFP epochs (default 5)")
-    p.add_argument("--lr", type=float, help="SFP learning rate (default 1e-3)")
-    p.add_argument("--lr-milestones", type=int, nargs="*", help="epochs where the lr drops x0.1 (default 50 100)")
-    p.add_argument("--finetune-lr", type=float, help="fine-tuning learning rate (default 1e-3, x0.1 half-way)")
-    p.add_argument("--optimizer", choices=("auto", "sgd", "adam"), help="default auto: SGD for EXTD, Adam for EResFD")
-    p.add_argument("--weight-decay", type=float, help="default 5e-4")
-    p.add_argument("--batch-size", type=int, help="default 16")
-    p.add_argument("--crop-size", type=int, help="training crop side in px (default 640)")
-    p.add_argument("--workers", type=int, help="data loader worker processes (default 0)")
-    p.add_argument("--wider", help="WIDER FACE root (default: the generated sample set)")
-    p.add_argument("--sample-images", type=int, help="size of the generated sample set (default 20)")
-    p.add_argument("--max-images", type=int, help="train on the first N images only")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
-    p.add_argument("--no-amp", dest="amp", action="store_false", default=None, help="no mixed precision on CUDA")
-    p.add_argument("--seed", type=int, help="default 0")
-    p.add_argument("--slimming-lambda", type=float, help="L1 penalty on BN scales for --criterion slimming (1e-4)")
-    p.add_argument("--no-eval", dest="evaluate", action="store_false", default=None, help="skip the final AP")
-    p.add_argument("--eval-images", type=int, help="evaluate on the first N validation images only")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="paper",
+                   help="starting settings: paper (the paper's schedule) or quick (the app's few-minute session "
+                        "on the project's photos, distilled); options given override them")
+    for field in fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        kind = type(field.default) if field.default is not None else (int if field.name.endswith(("images", "threads")) else str)
+        if field.name in ("rate",) or kind is float:
+            kind = float
+        if kind is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP.get(field.name))
+        elif kind is tuple:
+            p.add_argument(flag, type=int, nargs="*", default=None, help=HELP.get(field.name))
+        else:
+            p.add_argument(flag, type=kind, default=None, choices=CHOICES.get(field.name), help=HELP.get(field.name))
+    # Older spellings.
+    p.add_argument("--no-eval", dest="evaluate", action="store_false", default=None, help=argparse.SUPPRESS)
     p.add_argument("--results-db", help="results store file (default: $PRUNING_RESULTS_DB or the data folder)")
     p.add_argument("--json", action="store_true", help="print only the final figures as JSON")
     p.set_defaults(run=run)
 
 
-OPTIONS = ("detector", "criterion", "rate", "weights", "epochs", "finetune_epochs", "prune_every", "lr",
-           "lr_milestones", "finetune_lr", "optimizer", "weight_decay", "batch_size", "crop_size", "workers",
-           "wider", "sample_images", "max_images", "device", "threads", "amp", "seed", "slimming_lambda", "evaluate",
-           "eval_images")
-
-
 def run(args):
+    from dataclasses import fields
     from pathlib import Path
 
     from facedet.errors import DataError
+    from pruning.presets import preset_config
     from pruning.train import CONFIG_FILE, TrainConfig
 
-    given = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None}
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
     run_dir = Path(args.run_dir)
     if args.resume:
         if not (run_dir / CONFIG_FILE).is_file():
@@ -68,7 +106,7 @@ def run(args):
         missing = [f"--{name}" for name in ("detector", "criterion", "rate") if name not in given]
         if missing:
             raise DataError(f"a new run needs {', '.join(missing)}")
-        config = TrainConfig(**given)
+        config = preset_config(args.preset, **given)
     from pruning.store import ResultsStore
     from pruning.train import train
 
@@ -93,9 +131,13 @@ def run(args):
         if "compact_parameters" in figures:
             print(f"  compact         {figures['compact_parameters']:,} parameters -> {figures['compact_checkpoint']}")
         if "ap_easy" in figures:
-            print(f"  AP easy/medium/hard  {figures['ap_easy']:.4f} / {figures['ap_medium']:.4f} / {figures['ap_hard']:.4f}")
+            print(f"  AP easy/medium/hard  {figures['ap_easy']:.4f} / {figures['ap_medium']:.4f} / {figures['ap_hard']:.4f}"
+                  + ("" if config.wider else "  (generated sample set, NOT WIDER FACE)"))
+        if "agreement_ap" in figures:
+            print(f"  agreement with the teacher  AP {figures['agreement_ap']:.3f}, recall "
+                  f"{figures['agreement_recall']:.2f} on {len(json.loads(figures['agreement_photos']))} held-out photos")
         print(f"  model           {figures['checkpoint']}")
-    if config.wider is None:
+    if config.wider is None and config.photos is None:
         from facedet.wider.layout import NOTICE
 
         print(NOTICE, file=sys.stderr)

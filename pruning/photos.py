@@ -1,0 +1,167 @@
+"""Unlabelled photo folders as training data for distillation.
+
+The teacher (the unpruned model) supplies the targets, so any readable photos will do. Crops are
+taken at the scales the detector sees at inference: each photo is first brought to the
+detector's automatic scale (the authors' demo area), then zoomed by a random factor around it, so
+the faces the student learns on have the sizes it will meet in ``detect``. Half the crops (by
+default) are centred near a face the teacher finds in the photo, like data-anchor sampling
+without labels; the rest fall anywhere, and teach the student where the teacher sees no face.
+
+Epochs are reproducible, as with ``pruning.data.EpochLoader``: the crops of epoch ``e`` depend
+only on the seed, ``e`` and the photo.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from facedet.errors import DataError, ImageError
+from facedet.images import read_image
+from pruning.augment import INTERPOLATIONS, crop_resize, distort, to_tensor
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+MAX_PHOTOS = 2000  # a folder with more is read only up to this many (sorted order)
+ZOOM_RANGE = (-1.0, 0.5)  # log2 of the zoom around the automatic scale
+FACE_CROP_PROBABILITY = 0.5
+ANCHOR_SCORE = 0.5  # teacher detections that count as faces for face-centred crops
+
+
+def find_photos(root, limit=MAX_PHOTOS):
+    """Image files under ``root`` (recursive, sorted; hidden folders skipped), by suffix."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"photo folder not found: {root}")
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
+                found.append(Path(folder) / name)
+                if len(found) >= limit:
+                    return found
+    return found
+
+
+def load_photos(paths, max_side=2048):
+    """``(images, names, skipped)``: the readable photos as RGB uint8 (long side at most
+    ``max_side``), and ``[(name, reason), ...]`` for the files that could not be used."""
+    import cv2
+
+    images, names, skipped = [], [], []
+    for path in paths:
+        try:
+            image = read_image(path)
+        except ImageError as err:
+            skipped.append((str(path), str(err)))
+            continue
+        if min(image.shape[:2]) < 16:
+            skipped.append((str(path), "smaller than 16 px"))
+            continue
+        longest = max(image.shape[:2])
+        if longest > max_side:
+            scale = max_side / longest
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        images.append(image)
+        names.append(str(path))
+    return images, names, skipped
+
+
+class PhotoCrops:
+    """``crops(image, anchors, rng) -> tensor [3, size, size]``: one random training crop.
+
+    ``base_scale(h, w)`` is the detector's automatic scale; the crop covers ``size / zoom``
+    pixels of the photo, ``zoom = base * 2**U(zoom_range)``. ``anchors`` are face boxes
+    (x1, y1, x2, y2) that face-centred crops pick from.
+    """
+
+    def __init__(self, size, base_scale, zoom_range=ZOOM_RANGE, face_crop_probability=FACE_CROP_PROBABILITY,
+                 photometric=True, flip_probability=0.5):
+        self.size = int(size)
+        self.base_scale = base_scale
+        self.zoom_range = tuple(zoom_range)
+        self.face_crop_probability = float(face_crop_probability)
+        self.photometric = photometric
+        self.flip_probability = flip_probability
+
+    def __call__(self, image, anchors, rng):
+        height, width = image.shape[:2]
+        zoom = self.base_scale(height, width) * 2.0 ** rng.uniform(*self.zoom_range)
+        side = self.size / zoom  # the window's side in photo pixels
+        if len(anchors) and rng.random() < self.face_crop_probability:
+            x1, y1, x2, y2 = anchors[int(rng.integers(len(anchors)))]
+            # A window holding the whole face (or lying within it when the face is larger).
+            left = rng.uniform(min(x2 - side, x1), max(x2 - side, x1))
+            top = rng.uniform(min(y2 - side, y1), max(y2 - side, y1))
+        else:
+            left = rng.uniform(min(0.0, width - side), max(0.0, width - side))
+            top = rng.uniform(min(0.0, height - side), max(0.0, height - side))
+        interpolation = INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))]
+        crop = crop_resize(image, (left, top, left + side, top + side), self.size, interpolation)
+        colour_rng = np.random.default_rng(rng.integers(2**63))
+        if self.photometric:
+            crop = distort(crop, colour_rng)
+        if rng.random() < self.flip_probability:
+            crop = np.ascontiguousarray(crop[:, ::-1])
+        return to_tensor(crop)
+
+
+class PhotoLoader:
+    """Training batches from unlabelled photos: ``epoch(e)`` yields ``(images, [empty boxes])``.
+
+    ``crops_per_photo`` crops of every photo make an epoch. The targets are empty: the teacher's
+    outputs on the same crops are the targets (``pruning.distill``).
+    """
+
+    has_labels = False
+
+    def __init__(self, images, anchors, crops, crops_per_photo=4, batch_size=8, workers=0, seed=0,
+                 rank=0, world_size=1):
+        if not images:
+            raise DataError("no usable photos to train on")
+        self.images, self.anchors, self.crops = images, anchors, crops
+        self.crops_per_photo = int(crops_per_photo)
+        self.batch_size, self.workers, self.seed = int(batch_size), int(workers), int(seed)
+        self.rank, self.world_size = rank, world_size
+
+    def _order(self, epoch):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        items = [(photo, k) for photo in range(len(self.images)) for k in range(self.crops_per_photo)]
+        order = [items[i] for i in torch.randperm(len(items), generator=generator).tolist()]
+        if self.world_size > 1:
+            order += order[: (-len(order)) % self.world_size]
+            order = order[self.rank :: self.world_size]
+        return order
+
+    def __len__(self):
+        return -(-len(self._order(0)) // self.batch_size)
+
+    def epoch(self, epoch):
+        dataset = _PhotoEpoch(self, self._order(epoch), epoch)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.workers,
+                          collate_fn=_collate_unlabelled, pin_memory=torch.cuda.is_available())
+
+
+class _PhotoEpoch(Dataset):
+    def __init__(self, loader, order, epoch):
+        self.loader, self.order, self.epoch = loader, order, epoch
+
+    def __len__(self):
+        return len(self.order)
+
+    def __getitem__(self, position):
+        photo, k = self.order[position]
+        loader = self.loader
+        rng = np.random.default_rng([loader.seed, self.epoch, photo, k])
+        return loader.crops(loader.images[photo], loader.anchors[photo], rng)
+
+
+def _collate_unlabelled(batch):
+    return torch.stack(batch), [torch.zeros((0, 4)) for _ in batch]
+
+
+def teacher_faces(detector, images, score=ANCHOR_SCORE):
+    """Per photo, the teacher's face boxes (score >= ``score``) at its automatic scale."""
+    return [detector.detect(image, threshold=score)[:, :4].astype(np.float64) for image in images]

@@ -1,0 +1,45 @@
+"""Named training presets: ``paper`` (the paper's schedule, ``TrainConfig``'s defaults) and ``quick``
+(a session of a few minutes on a CPU that still brings the pruned detector back on real photos).
+
+The quick preset was found by measurement (``benchmarks/bench_quick_session.py``, README): the
+unlabelled sample photos with distillation from the dense model, BatchNorm statistics frozen in
+training (batches of 8 crops are too small to estimate them), the rate ramped up over the first two thirds of the SFP epochs, Adam at 3e-4 without weight
+decay. The command line's ``--preset quick`` and the app's Prune page both start from it.
+"""
+
+from facedet.errors import FacedetError
+
+PRESETS = {
+    "paper": {},
+    "quick": dict(
+        distill=True, epochs=30, finetune_epochs=10, prune_every=1, ramp_epochs=20, lr=3e-4, lr_milestones=(),
+        finetune_lr=1e-4, optimizer="adam", weight_decay=0.0, batch_size=8, crop_size=320, crops_per_photo=8,
+        freeze_batchnorm=True,
+    ),
+}
+# Presets that train on the project's sample photos unless told otherwise.
+PHOTO_PRESETS = ("quick",)
+
+
+def preset_settings(name):
+    """The ``TrainConfig`` settings of preset ``name`` (the quick one with its photo folder)."""
+    if name not in PRESETS:
+        raise FacedetError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    settings = dict(PRESETS[name])
+    if name in PHOTO_PRESETS:
+        from facedet.samples import photos_dir
+
+        settings["photos"] = str(photos_dir("train"))
+    return settings
+
+
+def preset_config(name, **settings):
+    """A ``TrainConfig`` of preset ``name`` with ``settings`` on top. Choosing WIDER FACE
+    (``wider=``) replaces a preset's photo folder."""
+    from pruning.train import TrainConfig
+
+    merged = preset_settings(name)
+    if settings.get("wider"):
+        merged.pop("photos", None)
+    merged.update(settings)
+    return TrainConfig(**merged)

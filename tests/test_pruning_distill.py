@@ -1,0 +1,231 @@
+"""Distillation from the dense model, unlabelled photo folders, the quick preset and the agreement
+measure: on the published checkpoints and the project's real photos."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facedet.samples import annotated, photos_dir, sample_photos
+from facedet.weights import load_model
+from pruning.agreement import agreement, average_precision, face_counts
+from pruning.distill import DistillWeights, HeadInputs, Teacher, distillation_loss
+from pruning.photos import PhotoCrops, PhotoLoader, find_photos, load_photos
+from pruning.presets import preset_config
+
+
+@pytest.fixture(scope="module", autouse=True)
+def env(weights_dir, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FACEDET_WEIGHTS_DIR", str(weights_dir))
+        mp.setenv("PRUNING_DATA_DIR", str(tmp_path_factory.mktemp("distill_data")))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        yield
+        torch.set_num_threads(threads)
+
+
+def _crops(batch=2, size=160, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, size, size, generator=generator) * 60
+
+
+# --- the loss -------------------------------------------------------------------------------
+def test_distillation_loss_is_zero_when_the_student_is_the_teacher():
+    model, _ = load_model("eresfd")
+    teacher = Teacher(load_model("eresfd")[0])
+    model.eval()
+    tap = HeadInputs(model)
+    images = _crops()
+    with tap.capture():
+        outputs = model(images)
+    teacher_outputs, teacher_maps = teacher(images)
+    terms = distillation_loss(outputs, teacher_outputs, DistillWeights(features=1.0), tap.take(), teacher_maps)
+    assert len(teacher_maps) == 6
+    assert all(abs(float(v.detach())) < 1e-5 for v in terms.values()), terms
+
+
+def test_distillation_loss_on_known_values():
+    # One image, two priors: the teacher is sure of a face on prior 0 and of background on prior 1.
+    teacher = (torch.tensor([[[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]),
+               torch.tensor([[[0.0, 10.0], [10.0, 0.0]]]))
+    student = (torch.tensor([[[0.0, 0.5, 0.0, 0.0], [3.0, 3.0, 3.0, 3.0]]], requires_grad=True),
+               torch.tensor([[[0.0, 0.0], [10.0, 0.0]]], requires_grad=True))
+    terms = distillation_loss(student, teacher)
+    p = torch.softmax(torch.tensor([0.0, 10.0]), 0)
+    expected_kl = float((p * (p.log() - torch.log(torch.tensor([0.5, 0.5])))).sum())
+    # Divided by the one confident prior; loc only where the teacher is confident: smooth-L1(0.5) = 0.125.
+    assert float(terms["conf"].detach()) == pytest.approx(expected_kl, rel=1e-4)
+    assert float(terms["loc"].detach()) == pytest.approx(0.125, rel=1e-6)
+    assert float(terms["features"]) == 0.0
+    sum(terms.values()).backward()
+    assert student[1].grad[0, 0, 1] < 0  # pushes the face logit of prior 0 up
+    assert torch.all(student[0].grad[0, 1] == 0)  # no box target where the teacher sees background
+
+
+def test_temperature_softens_and_scales_by_its_square():
+    teacher = (torch.zeros(1, 1, 4), torch.tensor([[[0.0, 2.0]]]))
+    student = (torch.zeros(1, 1, 4), torch.tensor([[[0.0, 0.0]]]))
+    t1 = distillation_loss(student, teacher, DistillWeights(temperature=1.0))["conf"]
+    t4 = distillation_loss(student, teacher, DistillWeights(temperature=4.0))["conf"]
+    p = torch.softmax(torch.tensor([0.0, 0.5]), 0)
+    assert float(t4) == pytest.approx(16 * float((p * (p.log() - np.log(0.5))).sum()), rel=1e-4)
+    assert float(t4) < float(t1) * 16
+
+
+# --- photo folders --------------------------------------------------------------------------
+def test_a_photo_folder_with_bad_files_is_read_with_the_bad_ones_skipped(tmp_path, assets_dir):
+    folder = tmp_path / "photos"
+    (folder / "nested" / "deeper").mkdir(parents=True)
+    shutil.copy(photos_dir("train") / "jockey-1.jpg", folder / "nested" / "deeper" / "jockey.jpg")
+    shutil.copy(assets_dir / "astronaut.png", folder / "astronaut.png")
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.png").write_text("not an image")
+    data = (photos_dir("train") / "bike-riders-2.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (folder / "notes.txt").write_text("ignored: not an image name")
+    (folder / ".hidden").mkdir()
+    shutil.copy(assets_dir / "astronaut.png", folder / ".hidden" / "skipped.png")
+
+    paths = find_photos(folder)
+    assert [p.name for p in paths] == ["astronaut.png", "empty.jpg", "text.png", "truncated.jpg", "jockey.jpg"]
+    images, names, skipped = load_photos(paths)
+    assert [Path(n).name for n in names] == ["astronaut.png", "jockey.jpg"]
+    assert sorted(Path(n).name for n, _ in skipped) == ["empty.jpg", "text.png", "truncated.jpg"]
+    assert all(image.dtype == np.uint8 and image.shape[2] == 3 for image in images)
+
+
+def test_training_on_a_folder_with_bad_files_skips_them_and_counts_them(tmp_path, capfd):
+    from pruning.train import train
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(photos_dir("train") / "jockey-1.jpg", folder / "a.jpg")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 broken")
+    config = preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.3, photos=str(folder), epochs=1,
+                           finetune_epochs=0, ramp_epochs=0, crops_per_photo=2, batch_size=2, crop_size=128,
+                           evaluate=False, threads=1)
+    result = train(config, tmp_path / "run")
+    assert result.status == "finished" and len(result.history) == 1
+    assert "1 of 2 files" in capfd.readouterr().err
+
+    (folder / "a.jpg").unlink()
+    from facedet.errors import DataError
+
+    with pytest.raises(DataError, match="no readable photos"):
+        train(config, tmp_path / "run2")
+
+
+def test_photo_crops_are_reproducible_and_centre_on_faces():
+    image = np.full((400, 600, 3), 90, dtype=np.uint8)
+    image[180:220, 280:320] = 250  # a bright "face" the crops must hold when centred on it
+    anchors = np.array([[280.0, 180.0, 320.0, 220.0]])
+    crops = PhotoCrops(96, lambda h, w: 1.0, zoom_range=(0.0, 0.0), face_crop_probability=1.0, photometric=False,
+                       flip_probability=0.0)
+    first = crops(image, anchors, np.random.default_rng(3))
+    again = crops(image, anchors, np.random.default_rng(3))
+    assert torch.equal(first, again) and first.shape == (3, 96, 96)
+    for seed in range(10):
+        crop = crops(image, anchors, np.random.default_rng(seed))
+        # The whole face is inside every crop: all of its brightness (up to resampling at the edges).
+        mass = float(((crop[0] + 123 - 90) / 160).clamp(0, 1).sum())
+        assert mass == pytest.approx(40 * 40, rel=0.03)
+
+    loader = PhotoLoader([image, image], [anchors, anchors], crops, crops_per_photo=3, batch_size=4)
+    batches = list(loader.epoch(0))
+    assert len(loader) == 2 and [b[0].shape[0] for b in batches] == [4, 2]
+    assert all(len(t) == 0 for _, targets in batches for t in targets)
+    assert torch.equal(torch.cat([b[0] for b in batches]), torch.cat([b[0] for b in loader.epoch(0)]))
+
+
+# --- resume -----------------------------------------------------------------------------------
+def test_a_resumed_distillation_run_ends_with_the_same_weights(tmp_path):
+    from pruning.train import Cancelled, train
+
+    config = preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.3, epochs=3, finetune_epochs=1,
+                           ramp_epochs=2, crops_per_photo=1, batch_size=4, crop_size=128, distill_features=1.0,
+                           evaluate=False, threads=1)
+    straight = train(config, tmp_path / "straight")
+
+    stop_after = {"epochs": 0}
+
+    def cancel_after_two_epochs(event):
+        if event.kind == "epoch":
+            stop_after["epochs"] += 1
+
+    class Stop:
+        def is_set(self):
+            return stop_after["epochs"] >= 2
+
+    first = train(config, tmp_path / "resumed", progress=cancel_after_two_epochs, cancel=Stop())
+    assert first.status == "cancelled" and len(first.history) == 2
+    resumed = train(None, tmp_path / "resumed", resume=True)
+    assert resumed.status == "finished" and len(resumed.history) == 4
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in straight.history], rel=1e-6)
+    del Cancelled
+
+
+# --- the preset -----------------------------------------------------------------------------
+def test_the_quick_preset_trains_on_the_sample_photos_distilled():
+    config = preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.3)
+    assert config.distill and config.freeze_batchnorm and config.ramp_epochs < config.epochs
+    assert Path(config.photos) == photos_dir("train")
+    assert preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.3, wider="/data/wider").photos is None
+    paper = preset_config("paper", detector="eresfd", criterion="fpgm", rate=0.3)
+    assert (paper.epochs, paper.finetune_epochs, paper.distill, paper.photos) == (200, 10, False, None)
+
+
+def test_held_out_photos_are_never_training_photos():
+    train_names = {p.name for p in sample_photos() if p.role == "train"}
+    held_out = {p.name for p in sample_photos() if p.role == "holdout"}
+    assert held_out and train_names and not (held_out & train_names)
+    assert {p.name for p in find_photos(photos_dir("train"))} == train_names
+    assert sum(len(p.faces) for p in annotated("holdout")) >= 20
+
+
+# --- agreement ------------------------------------------------------------------------------
+def test_agreement_on_a_known_case():
+    teacher = [np.array([[0, 0, 10, 10, 0.9], [20, 20, 30, 30, 0.8], [50, 50, 60, 60, 0.3]]),
+               np.zeros((0, 5))]
+    # Finds the first face (score 0.7), a box the teacher lacks (0.95, ranked first), misses the second.
+    student = [np.array([[0, 0, 10, 11, 0.7], [70, 70, 80, 80, 0.95]]), np.array([[1, 1, 5, 5, 0.2]])]
+    result = agreement(student, teacher)
+    # Ranked: FP (0.95), TP (0.7), FP (0.2): precision after the TP is 1/2, recall 1/2.
+    assert result.ap == pytest.approx(0.25)
+    assert (result.recall, result.extra, result.teacher_faces, result.photos) == (0.5, 1, 2, 2)
+    assert agreement(teacher, teacher).ap == pytest.approx(1.0)
+    assert average_precision([np.zeros((0, 5))], [np.zeros((0, 4))]) is None
+    assert face_counts(student[0], teacher[0][:2, :4]) == (1, 1, 1)
+
+
+def test_the_dense_model_agrees_with_itself_and_one_shot_pruning_does_not(assets_dir):
+    from facedet.detector import Detector
+    from facedet.images import read_image
+    from pruning.agreement import detector_agreement
+    from pruning.criteria import one_shot_prune
+
+    images = [read_image(p.path) for p in annotated("holdout")[:3]]
+    dense = Detector(load_model("eresfd")[0], "eresfd", device="cpu")
+    assert detector_agreement(dense, dense, images).ap == pytest.approx(1.0)
+    pruned, _ = load_model("eresfd")
+    one_shot_prune(pruned, "fpgm", 0.3)
+    assert detector_agreement(Detector(pruned, "eresfd", device="cpu"), dense, images).ap < 0.3
+
+
+def test_the_hand_annotations_match_the_dense_model_on_the_held_out_photos():
+    """The annotations are ours; the dense model must find nearly all of them (a check on the boxes)."""
+    from facedet.detector import load_detector
+    from facedet.images import read_image
+
+    detector = load_detector("eresfd", device="cpu")
+    found = total = 0
+    for photo in annotated("holdout"):
+        f, m, _ = face_counts(detector.detect(read_image(photo.path)), photo.faces)
+        found, total = found + f, total + f + m
+    assert total >= 20 and found >= 0.9 * total
+    json.dumps([p.name for p in annotated("holdout")])
