@@ -107,7 +107,9 @@ def test_the_default_quick_session_recovers_what_one_shot_pruning_destroys(tmp_p
     before = detector_agreement(Detector(model, "eresfd", device="cpu"), dense, images)
     result = run_session(config, run_dir=tmp_path / "run", store=ResultsStore(tmp_path / "results.sqlite3"))
     assert result.status == "finished"
-    assert before.ap < 0.1 and result.figures["agreement_ap"] > 0.6
+    # Pruned at once it finds almost none of the dense model's faces at 0.5; the session brings them back.
+    assert before.recall < 0.1 and before.ap < 0.3
+    assert result.figures["agreement_ap"] > 0.6 and result.figures["agreement_recall"] > 0.6
     trained = Detector(result.model, "eresfd", device="cpu")
     found = total = false = 0
     for photo, image in zip(photos, images):

@@ -2,6 +2,7 @@
 masks end frozen at the requested rate, an interrupted run resumes to exactly the same result,
 and everything is recorded in the results store."""
 
+import json
 import copy
 
 import pytest
@@ -97,7 +98,10 @@ def test_the_run_is_recorded_with_its_figures(finished_run):
     steps = [e for e in events if e.kind == "step"]
     assert len(steps) == 12 and all(e.loss > 0 and e.eta_s is not None for e in steps)
     assert steps[-1].eta_s == pytest.approx(0.0, abs=1e-6)
-    assert [e.message for e in events if e.kind == "stage"] == ["measuring", "compacting", "evaluating", "recording"]
+    assert [e.message for e in events if e.kind == "stage"] == ["measuring", "compacting", "evaluating",
+                                                                "agreement with the teacher", "recording"]
+    # Every run is also compared with its starting model on the held-out photos.
+    assert 0 <= run["agreement_ap"] <= 1 and len(json.loads(run["agreement_photos"])) == 6
 
 
 def test_an_interrupted_run_resumes_to_the_same_result(weights_dir, tmp_path):
