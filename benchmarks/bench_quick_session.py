@@ -28,6 +28,9 @@ from pruning.presets import preset_config
 from pruning.train import train
 
 
+ROWS = ("oneshot", "sample", "distilled", "published")
+
+
 def evaluate(model, arch, photos, teacher_dets):
     detector = Detector(model.cpu().eval(), arch, device="cpu")
     dets = [detector.detect(image) for image, _ in photos]
@@ -44,6 +47,7 @@ def main(argv=None):
     parser.add_argument("--criterion", default="fpgm")
     parser.add_argument("--rates", type=float, nargs="+", default=[0.3, 0.5])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="which rows (default all)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -68,11 +72,13 @@ def main(argv=None):
 
     add("dense", 0.0, dense, 0.0)
     for rate in args.rates:
-        model, _ = load_model(args.detector)
-        one_shot_prune(model, args.criterion, rate)
-        add("one-shot (no training)", rate, model, 0.0)
-        for label, settings in (("quick, sample set, no distillation", dict(distill=False, photos=None)),
-                                ("quick, photos, distilled", {})):
+        if "oneshot" in args.rows:
+            model, _ = load_model(args.detector)
+            one_shot_prune(model, args.criterion, rate)
+            add("one-shot (no training)", rate, model, 0.0)
+        sessions = (("sample", "quick, sample set, no distillation", dict(distill=False, photos=None)),
+                    ("distilled", "quick, photos, distilled", {}))
+        for _, label, settings in (s for s in sessions if s[0] in args.rows):
             config = preset_config("quick", detector=args.detector, criterion=args.criterion, rate=rate,
                                    evaluate=False, threads=args.threads, **settings)
             with tempfile.TemporaryDirectory() as run_dir:
@@ -80,6 +86,8 @@ def main(argv=None):
                 result = train(config, Path(run_dir) / "run")
                 add(label, rate, result.model, time.perf_counter() - started)
         name = f"{args.detector}-{args.criterion}-{round(rate * 100)}"
+        if "published" not in args.rows:
+            continue
         try:
             published, _ = load_model(name)
         except Exception as err:  # no published checkpoint at this rate

@@ -64,7 +64,7 @@ with form:
                                                     key="prune_finetune", help="With the masks frozen.")
             crop_size = crop.select_slider("Training crop (px)", [160, 224, 320, 480, 640], value=QUICK["crop_size"],
                                            key="prune_crop")
-        st.caption(f"Runs on {_device()}. The default session takes about 1.5 minutes for EResFD on a 2-core CPU "
+        st.caption(f"Runs on {_device()}. The default session takes about 2 minutes for EResFD on a 2-core CPU "
                    "(EXTD: several times longer).")
         start = st.form_submit_button("Start", type="primary")
     if start:

@@ -13,6 +13,11 @@ Public API (imported lazily, so ``import pruning`` is cheap):
 - ``export_onnx(model, path)``, ``model_costs(model)``: deployment and cost figures.
 - ``TrainConfig`` and ``pruning.train.train(config, run_dir, resume=False, progress=None,
   cancel=None, store=None)``: soft filter pruning + fine-tuning, resumable.
+- ``preset_config(name, **settings) -> TrainConfig``: the ``paper`` and ``quick`` presets
+  (``pruning.presets``); the quick one trains on unlabelled photos, distilled from the dense model
+  (``pruning.distill``, ``pruning.photos``).
+- ``agreement``, ``detector_agreement``: a model's AP against its teacher's detections on
+  held-out photos (``pruning.agreement``).
 - ``SessionConfig``, ``run_session``, ``SessionQueue``, ``shared_queue()``: sessions for the app,
   with progress callbacks (step, loss, epoch, ETA) and cancellation, one at a time in a
   background thread; ``shared_queue()`` is the process-wide queue that survives page reloads.
@@ -37,6 +42,10 @@ _EXPORTS = {
     "SessionQueue": "pruning.session",
     "shared_queue": "pruning.session",
     "TrainConfig": "pruning.train",
+    "preset_config": "pruning.presets",
+    "PRESETS": "pruning.presets",
+    "agreement": "pruning.agreement",
+    "detector_agreement": "pruning.agreement",
     "ResultsStore": "pruning.store",
 }
 

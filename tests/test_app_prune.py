@@ -116,3 +116,21 @@ def test_tiny_session_end_to_end(engine_dirs):
     results.button(key="results_delete").click().run()
     assert not results.exception
     assert results.info[0].value.startswith("The results store is empty")
+
+
+def test_the_page_defaults_are_the_quick_preset(engine_dirs):
+    """Start pressed with nothing changed queues exactly ``--preset quick``'s session."""
+    from dataclasses import asdict
+
+    from pruning.presets import preset_config
+    from pruning.session import shared_queue
+
+    at = open_page("pages/2_Prune.py").run()
+    assert not at.exception
+    at.button[0].click().run()
+    assert "Session queued" in at.success[0].value
+    status = shared_queue().sessions()[0]
+    shared_queue().cancel(status.id)
+    shared_queue().wait(status.id, timeout=120)
+    expected = preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.3)
+    assert asdict(status.config) == asdict(expected)
