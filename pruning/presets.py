@@ -3,8 +3,10 @@
 
 The quick preset was found by measurement (``benchmarks/bench_quick_session.py``, README): the
 unlabelled sample photos with distillation from the dense model, BatchNorm statistics frozen in
-training (batches of 8 crops are too small to estimate them), the rate ramped up over the first two thirds of the SFP epochs, Adam at 3e-4 without weight
-decay. The command line's ``--preset quick`` and the app's Prune page both start from it.
+training (batches of 8 crops are too small to estimate them), the rate ramped up over the first
+two thirds of the SFP epochs, Adam at 1e-3 without weight decay, crops zoomed out down to a
+quarter of the automatic scale (the coarse levels see whole scenes too). The command line's
+``--preset quick`` and the app's Prune page both start from it.
 """
 
 from facedet.errors import FacedetError
@@ -12,9 +14,9 @@ from facedet.errors import FacedetError
 PRESETS = {
     "paper": {},
     "quick": dict(
-        distill=True, epochs=30, finetune_epochs=10, prune_every=1, ramp_epochs=20, lr=3e-4, lr_milestones=(),
+        distill=True, epochs=30, finetune_epochs=10, prune_every=1, ramp_epochs=20, lr=1e-3, lr_milestones=(),
         finetune_lr=1e-4, optimizer="adam", weight_decay=0.0, batch_size=8, crop_size=320, crops_per_photo=8,
-        freeze_batchnorm=True,
+        freeze_batchnorm=True, photo_zoom=(-2.0, 0.5),
     ),
 }
 # Presets that train on the project's sample photos unless told otherwise.

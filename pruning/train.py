@@ -24,6 +24,7 @@ import torch
 from facedet.errors import DataError, FacedetError
 from pruning.distill import capturing, distillation_loss
 from pruning.criteria import check_criterion, check_rate, select_filters, slimming_batchnorms
+from pruning.photos import ZOOM_RANGE
 from pruning.masks import (apply_masks, masks_from_lists, masks_from_removed, masks_to_lists, zero_gradients,
                            zero_optimizer_state)
 from pruning.schedule import Schedule
@@ -60,6 +61,7 @@ class TrainConfig:
     photos: str | None = None  # folder of unlabelled photos (recursive); the teacher supplies the targets
     crops_per_photo: int = 4  # photo crops per photo and epoch
     face_crops: float = 0.5  # share of photo crops centred near a face the teacher finds
+    photo_zoom: tuple = ZOOM_RANGE  # log2 range of the photo crops' zoom around the automatic scale
     distill: bool = False  # learn the outputs of the starting model (the teacher)
     distill_conf: float = 1.0  # weight: teacher face probabilities on every prior
     distill_loc: float = 1.0  # weight: teacher box regression where it is confident
@@ -86,6 +88,9 @@ class TrainConfig:
         check_criterion(self.criterion)
         self.rate = check_rate(self.rate)
         self.lr_milestones = tuple(int(m) for m in self.lr_milestones)
+        self.photo_zoom = tuple(float(z) for z in self.photo_zoom)
+        if len(self.photo_zoom) != 2 or not self.photo_zoom[0] <= self.photo_zoom[1]:
+            raise FacedetError(f"photo_zoom must be two numbers, low <= high, got {self.photo_zoom}")
         for name in ("epochs", "finetune_epochs", "workers"):
             if int(getattr(self, name)) < 0:
                 raise FacedetError(f"{name} must not be negative")
@@ -129,6 +134,7 @@ class TrainConfig:
     def to_dict(self):
         data = asdict(self)
         data["lr_milestones"] = list(self.lr_milestones)
+        data["photo_zoom"] = list(self.photo_zoom)
         return data
 
     @classmethod
@@ -471,7 +477,7 @@ def _training_data(config, teacher, device, dist):
         if not images:
             raise DataError(f"no readable photos in {config.photos}")
         finder = Detector(teacher.model, config.detector, device=device)
-        crops = PhotoCrops(config.crop_size, finder.auto_scale, face_crop_probability=config.face_crops)
+        crops = PhotoCrops(config.crop_size, finder.auto_scale, config.photo_zoom, config.face_crops)
         loader = PhotoLoader(images, teacher_faces(finder, images), crops, config.crops_per_photo, config.batch_size,
                              config.workers, config.seed, dist.rank, dist.world_size)
         return None, f"{len(images)} photos from {config.photos} (unlabelled; teacher-distilled)", loader

@@ -36,6 +36,7 @@ HELP = {
     "photos": "folder of unlabelled photos, searched recursively; needs --distill (bad files are skipped)",
     "crops_per_photo": "crops of every photo per epoch",
     "face_crops": "share of photo crops centred near a face the teacher finds (0-1)",
+    "photo_zoom": "log2 range (low high) of the photo crops' zoom around the detector's automatic scale",
     "distill": "learn the starting model's outputs (it is the teacher)",
     "distill_conf": "weight of the teacher's face probabilities (all priors)",
     "distill_loc": "weight of the teacher's boxes where it is confident",
@@ -77,7 +78,8 @@ def register(subparsers, name, help_text):
         if kind is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP.get(field.name))
         elif kind is tuple:
-            p.add_argument(flag, type=int, nargs="*", default=None, help=HELP.get(field.name))
+            number = float if any(isinstance(v, float) for v in field.default) else int
+            p.add_argument(flag, type=number, nargs="*", default=None, help=HELP.get(field.name))
         else:
             p.add_argument(flag, type=kind, default=None, choices=CHOICES.get(field.name), help=HELP.get(field.name))
     # Older spellings.
