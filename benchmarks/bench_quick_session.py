@@ -48,9 +48,12 @@ def main(argv=None):
     parser.add_argument("--rates", type=float, nargs="+", default=[0.3, 0.5])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS), help="which rows (default all)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="override preset settings, e.g. epochs=6 (values as JSON)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    overrides = {name: json.loads(value) for name, value in (item.split("=", 1) for item in args.set)}
 
     photos = [(read_image(p.path), p.faces) for p in annotated("holdout")]
     dense, _ = load_model(args.detector)
@@ -80,7 +83,7 @@ def main(argv=None):
                     ("distilled", "quick, photos, distilled", {}))
         for _, label, settings in (s for s in sessions if s[0] in args.rows):
             config = preset_config("quick", detector=args.detector, criterion=args.criterion, rate=rate,
-                                   evaluate=False, threads=args.threads, **settings)
+                                   evaluate=False, threads=args.threads, **{**settings, **overrides})
             with tempfile.TemporaryDirectory() as run_dir:
                 started = time.perf_counter()
                 result = train(config, Path(run_dir) / "run")

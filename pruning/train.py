@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from facedet.errors import DataError, FacedetError
-from pruning.distill import capturing, distillation_loss
 from pruning.criteria import check_criterion, check_rate, select_filters, slimming_batchnorms
+from pruning.distill import HeadInputs, Teacher, capturing, distillation_loss
 from pruning.photos import ZOOM_RANGE
 from pruning.masks import (apply_masks, masks_from_lists, masks_from_removed, masks_to_lists, zero_gradients,
                            zero_optimizer_state)
@@ -229,8 +229,6 @@ class _Trainer:
 
         self.teacher = self.student_maps = None
         if self.config.distill:
-            from pruning.distill import HeadInputs, Teacher
-
             self.teacher = Teacher(_teacher_model(self.config)).to(self.device)
             self.student_maps = HeadInputs(self.net) if self.config.distill_features else None
         self.root, self.data_description, self.loader = _training_data(self.config, self.teacher, self.device, dist)
