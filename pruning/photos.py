@@ -23,7 +23,7 @@ from facedet.images import read_image
 from pruning.augment import INTERPOLATIONS, crop_resize, distort, to_tensor
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
-MAX_PHOTOS = 2000  # a folder with more is read only up to this many (sorted order)
+MAX_PHOTOS = 500  # a folder with more is read only up to this many (sorted order); all are kept in memory
 ZOOM_RANGE = (-1.0, 0.5)  # log2 of the zoom around the automatic scale (TrainConfig.photo_zoom)
 FACE_CROP_PROBABILITY = 0.5
 ANCHOR_SCORE = 0.5  # teacher detections that count as faces for face-centred crops

@@ -60,7 +60,7 @@ def test_distillation_loss_on_known_values():
     # Divided by the one confident prior; loc only where the teacher is confident: smooth-L1(0.5) = 0.125.
     assert float(terms["conf"].detach()) == pytest.approx(expected_kl, rel=1e-4)
     assert float(terms["loc"].detach()) == pytest.approx(0.125, rel=1e-6)
-    assert float(terms["features"]) == 0.0
+    assert float(terms["features"].detach()) == 0.0
     sum(terms.values()).backward()
     assert student[1].grad[0, 0, 1] < 0  # pushes the face logit of prior 0 up
     assert torch.all(student[0].grad[0, 1] == 0)  # no box target where the teacher sees background
