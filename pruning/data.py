@@ -77,14 +77,21 @@ class EpochLoader:
 
     def epoch(self, epoch):
         """The batches of ``epoch``: ``(images [B,3,S,S], [boxes [N,4] normalised, ...])``."""
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(len(self.dataset), generator=generator).tolist()
-        if self.world_size > 1:  # every rank a disjoint share (padded to equal length)
-            order += order[: (-len(order)) % self.world_size]
-            order = order[self.rank :: self.world_size]
+        order = epoch_order(len(self.dataset), self.seed, epoch, self.rank, self.world_size)
         items = _Augmented(self.dataset, order, self.crop_size, self.seed, epoch)
         return DataLoader(items, batch_size=self.batch_size, shuffle=False, num_workers=self.workers,
                           collate_fn=collate, pin_memory=torch.cuda.is_available())
+
+
+def epoch_order(count, seed, epoch, rank=0, world_size=1):
+    """Indices ``0..count-1`` in the order of ``epoch`` (a function of seed and epoch only); under
+    several processes, this rank's disjoint share (padded to equal length)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(count, generator=generator).tolist()
+    if world_size > 1:
+        order += order[: (-len(order)) % world_size]
+        order = order[rank::world_size]
+    return order
 
 
 class _Augmented(Dataset):

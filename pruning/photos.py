@@ -127,16 +127,16 @@ class PhotoLoader:
         self.rank, self.world_size = rank, world_size
 
     def _order(self, epoch):
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        items = [(photo, k) for photo in range(len(self.images)) for k in range(self.crops_per_photo)]
-        order = [items[i] for i in torch.randperm(len(items), generator=generator).tolist()]
-        if self.world_size > 1:
-            order += order[: (-len(order)) % self.world_size]
-            order = order[self.rank :: self.world_size]
-        return order
+        """``(photo, k)`` pairs: the k-th crop of each photo, in this epoch's order."""
+        from pruning.data import epoch_order
+
+        count = len(self.images) * self.crops_per_photo
+        return [divmod(i, self.crops_per_photo) for i in epoch_order(count, self.seed, epoch, self.rank,
+                                                                       self.world_size)]
 
     def __len__(self):
-        return -(-len(self._order(0)) // self.batch_size)
+        per_rank = -(-len(self.images) * self.crops_per_photo // self.world_size)
+        return -(-per_rank // self.batch_size)
 
     def epoch(self, epoch):
         dataset = _PhotoEpoch(self, self._order(epoch), epoch)
