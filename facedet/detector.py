@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from facedet.images import resize
+from facedet.numerics import flush_subnormals
 from facedet.postprocess import PostprocessConfig, postprocess
 from facedet.priors import ANCHOR_SIZES, STRIDES, make_priors
 
@@ -37,6 +38,7 @@ class Detector:
 
     def __init__(self, model, arch, config=DetectorConfig(), device="auto", checkpoint=None):
         self.device = pick_device(device)
+        flush_subnormals(model)  # in-memory models too (see facedet.numerics)
         self.model = model.to(self.device).eval()
         self.arch = arch
         self.config = config

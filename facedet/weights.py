@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from facedet.errors import WeightsError
+from facedet.numerics import first_non_finite, flush_subnormals
 from facedet.paths import cache_dir
 
 _REGISTRY_FILE = Path(__file__).with_name("pretrained.json")
@@ -212,6 +213,9 @@ def load_checkpoint(name_or_path, arch=None):
     ):
         raise WeightsError(f"{label} holds no state dict of tensors; it is not a detector checkpoint")
     state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    bad = first_non_finite(state_dict)
+    if bad is not None:
+        raise WeightsError(f"{label} holds NaN or infinite values (first in {bad}); it cannot be used")
     # A compact model's ScatterBatchNorm layers carry two extra buffers; the rest is the architecture's.
     core = {k: v for k, v in state_dict.items() if not (compact and k.endswith(SCATTER_BUFFERS))}
     guessed, overlap = identify(core)
@@ -238,6 +242,7 @@ def load_model(name_or_path, arch=None, device="cpu"):
     except RuntimeError as err:
         detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err).splitlines()[0])
         raise WeightsError(f"{name_or_path} does not fit {ckpt.arch}: {detail[:200]}") from None
+    flush_subnormals(model)
     return model.to(device).eval(), ckpt
 
 

@@ -155,3 +155,30 @@ def test_a_compact_checkpoint_loads_with_its_own_channel_widths(tmp_path):
     with torch.no_grad():
         x = torch.randn(1, 3, 64, 64)
         assert torch.equal(reloaded(x)[1], narrowed.eval()(x)[1])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path, bad):
+    model = create_model("eresfd")
+    state = model.state_dict()
+    name = next(k for k, v in state.items() if v.is_floating_point() and k.endswith("weight"))
+    state[name].view(-1)[3] = bad
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(WeightsError, match=f"NaN or infinite values \\(first in {name}\\)"):
+        weights.load_checkpoint(tmp_path / "bad.pth")
+
+
+def test_subnormal_weights_are_flushed_at_load_without_changing_outputs(weights_dir):
+    from facedet.numerics import flush_subnormals
+
+    state = torch.load(weights.resolve("eresfd"), map_location="cpu", weights_only=True)
+    tiny = torch.finfo(torch.float32).tiny
+    assert sum(int(((v.abs() < tiny) & (v != 0)).sum()) for v in state.values() if v.is_floating_point()) > 1000
+    model, _ = weights.load_model("eresfd")
+    assert flush_subnormals(model) == 0  # already flushed by the loader
+    raw = create_model("eresfd").eval()
+    raw.load_state_dict(state)
+    x = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(0)) * 60
+    with torch.no_grad():
+        for a, b in zip(model(x), raw(x)):
+            assert torch.allclose(a, b, atol=1e-6, rtol=0)

@@ -1,0 +1,78 @@
+"""The block-wise NMS against the one-box-at-a-time loop it replaced, box for box."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from facedet.box_coding import decode
+from facedet.postprocess import nms, top_order
+
+
+def loop_nms(boxes, scores, iou_threshold, top_k=None):
+    """The previous implementation: keep the best box, drop what it suppresses, repeat."""
+    boxes = np.asarray(boxes, dtype=np.float32)
+    order = np.argsort(-np.asarray(scores, dtype=np.float32), kind="stable")
+    if top_k is not None:
+        order = order[:top_k]
+    x1, y1, x2, y2 = boxes.T
+    areas = (x2 - x1) * (y2 - y1)
+    keep = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        while order.size:
+            best, rest = order[0], order[1:]
+            keep.append(best)
+            w = np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0, None)
+            h = np.clip(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0, None)
+            inter = w * h
+            order = rest[inter / (areas[rest] - inter + areas[best]) <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _random_case(rng, case):
+    n = int(rng.integers(1, 1500))
+    xy = rng.uniform(0, 1, (n, 2))
+    wh = rng.uniform(0, 0.25, (n, 2))
+    scores = rng.uniform(0.05, 1, n)
+    if case % 3 == 0:  # a coarse grid: exact ties of IoU at the threshold, empty and repeated boxes
+        xy, wh = np.round(xy * 10) / 10, np.round(wh * 10) / 10
+    if case % 4 == 0:  # many tied scores
+        scores = np.round(scores, 1)
+    boxes = np.concatenate((xy, xy + wh), axis=1).astype(np.float32)
+    return boxes, scores.astype(np.float32)
+
+
+@pytest.mark.parametrize("iou_threshold", [0.0, 0.3, 0.5, 0.9])
+def test_block_nms_keeps_exactly_the_loops_boxes_on_random_inputs(iou_threshold):
+    rng = np.random.default_rng(int(iou_threshold * 10))
+    for case in range(60):
+        boxes, scores = _random_case(rng, case)
+        top_k = int(rng.integers(1, 2000))
+        expected = loop_nms(boxes, scores, iou_threshold, top_k)
+        for block in (1, 7, 256):
+            assert nms(boxes, scores, iou_threshold, top_k, block=block).tolist() == expected.tolist()
+        max_keep = int(rng.integers(1, 50))
+        assert nms(boxes, scores, iou_threshold, top_k, max_keep=max_keep).tolist() == expected[:max_keep].tolist()
+
+
+def test_top_order_equals_a_full_stable_sort_with_ties():
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.uniform(0, 1, 3000), 2).astype(np.float32)
+    for top_k in (1, 10, 999, 2999, 3000, 5000):
+        assert top_order(scores, top_k).tolist() == np.argsort(-scores, kind="stable")[:top_k].tolist()
+
+
+def test_block_nms_keeps_exactly_the_loops_boxes_on_a_real_detector_output(weights_dir, assets_dir):
+    from facedet.detector import load_detector
+
+    detector = load_detector("eresfd")
+    image = cv2.cvtColor(cv2.imread(str(assets_dir / "photos" / "holdout" / "office-group-13.jpg")), cv2.COLOR_BGR2RGB)
+    x = detector.preprocess(cv2.resize(image, (640, 480)), 1.0)
+    with torch.inference_mode():
+        loc, conf = detector.model(x)
+    scores = torch.softmax(conf[0], dim=-1)[:, 1].numpy()
+    boxes = decode(loc[0], detector.priors(480, 640)).numpy()
+    expected = loop_nms(boxes, scores, 0.3, 5000)
+    assert len(expected) > 100  # a crowded case: hundreds kept out of 5,000 candidates
+    assert nms(boxes, scores, 0.3, 5000).tolist() == expected.tolist()
+    assert nms(boxes, scores, 0.3, 5000, max_keep=750).tolist() == expected[:750].tolist()
