@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from facedet.backends import make_network
 from facedet.images import resize
 from facedet.numerics import flush_subnormals
 from facedet.postprocess import PostprocessConfig, postprocess
@@ -36,14 +37,20 @@ def pick_device(device="auto"):
 class Detector:
     """A loaded face detector. ``detect(image)`` returns (N, 5) [x1, y1, x2, y2, score]."""
 
-    def __init__(self, model, arch, config=DetectorConfig(), device="auto", checkpoint=None):
+    def __init__(self, model, arch, config=DetectorConfig(), device="auto", checkpoint=None, backend="torch"):
         self.device = pick_device(device)
         flush_subnormals(model)  # in-memory models too (see facedet.numerics)
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device).eval()  # as loaded: layers, masks, parameter counts
+        # What runs at inference: a folded copy or an ONNX Runtime session (facedet.backends).
+        self.network = make_network(self.model, backend, self.device, arch)
         self.arch = arch
         self.config = config
         self.checkpoint = checkpoint
         self._priors = {}
+
+    @property
+    def backend(self):
+        return self.network.name
 
     def auto_scale(self, height, width):
         """Scale that brings the image to the authors' demo area, capped at ``MAX_SIDE`` pixels."""
@@ -77,7 +84,7 @@ class Detector:
         t0 = time.perf_counter()
         x = self.preprocess(image, scale)
         t1 = time.perf_counter()
-        loc, conf = self.model(x)
+        loc, conf = self.network(x)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         t2 = time.perf_counter()
@@ -92,12 +99,14 @@ class Detector:
         return dets
 
 
-def load_detector(weights="eresfd", detector=None, device="auto", config=DetectorConfig()):
+def load_detector(weights="eresfd", detector=None, device="auto", config=DetectorConfig(), backend="auto"):
     """A Detector for a registry name (``eresfd``, ``extd-fpgm-10`` ...) or a checkpoint path.
 
     ``detector`` (extd/eresfd) is only a check: the architecture is recognised from the file.
+    ``backend``: ``torch``, ``onnx`` or ``auto`` (the faster of the two measured here; see
+    ``facedet.backends.make_network``).
     """
     from facedet.weights import load_model
 
     model, ckpt = load_model(weights, arch=detector)
-    return Detector(model, ckpt.arch, config, device, checkpoint=ckpt)
+    return Detector(model, ckpt.arch, config, device, checkpoint=ckpt, backend=backend)

@@ -41,14 +41,16 @@ def _assert_same_detections(ours, theirs, label):
         assert close.any(), f"{label}: our box {det.tolist()} is not in the upstream output"
 
 
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
 @pytest.mark.parametrize("name", sorted(PRETRAINED))
-def test_detections_match_the_authors_implementation(name, weights_dir, assets_dir, fixtures_dir, monkeypatch):
+def test_detections_match_the_authors_implementation(name, backend, weights_dir, assets_dir, fixtures_dir, monkeypatch):
     path = fixtures_dir / "upstream" / f"{name}.json"
     if not path.exists():
         pytest.fail(f"missing reference fixture {path.name}")
     monkeypatch.setenv("FACEDET_WEIGHTS_DIR", str(weights_dir))
     fixture = json.loads(path.read_text())
-    detector = load_detector(name, device="cpu")
+    detector = load_detector(name, device="cpu", backend=backend)
+    assert detector.backend == backend
     images = {}
     for run in _runs_to_check(fixture, detector.arch, name):
         image = images.setdefault(run["image"], read_image(assets_dir / run["image"]))

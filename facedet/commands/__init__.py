@@ -1,1 +1,10 @@
 """Sub-commands of ``python -m facedet``, one module each."""
+
+# facedet.backends.BACKENDS, spelled out here so that parsing options does not import torch.
+BACKENDS = ("auto", "torch", "onnx")
+
+
+def add_backend_option(parser):
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
+                        help="network runtime: torch (eager, BatchNorm folded), onnx (ONNX Runtime, CPU) "
+                             "or auto (whichever measures faster for the model here; default)")

@@ -4,6 +4,8 @@ import json
 import statistics
 from pathlib import Path
 
+from facedet.commands import add_backend_option
+
 
 def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text, description=help_text)
@@ -14,6 +16,7 @@ def register(subparsers, name, help_text):
     p.add_argument("--image", help="photo to time on, resized to --size (default: assets/group.jpg, a real photo:"
                                    " random noise would make NMS dominate)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_backend_option(p)
     p.add_argument("--json", action="store_true", help="print only JSON")
     p.set_defaults(run=run)
 
@@ -79,7 +82,7 @@ def run(args):
         from facedet.images import read_image
 
         image = read_image(args.image)
-    detector = load_detector(args.weights, device=args.device)
+    detector = load_detector(args.weights, device=args.device, backend=args.backend)
     stats = measure(detector, *args.size, runs=args.runs, warmup=max(args.warmup, 0), progress=not args.json, image=image)
     if args.json:
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()}))

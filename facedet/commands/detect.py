@@ -5,6 +5,8 @@ import sys
 
 from facedet.weights import DISPLAY_NAMES
 
+from facedet.commands import add_backend_option
+
 
 def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text, description=help_text)
@@ -14,6 +16,7 @@ def register(subparsers, name, help_text):
     p.add_argument("--scale", type=_positive_float, help="resize factor before inference (default: automatic)")
     p.add_argument("--threshold", type=float, default=0.5, help="minimum score (default 0.5)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_backend_option(p)
     p.add_argument("--json", action="store_true", help="print only a JSON array of {box, score}")
     p.add_argument("--out", help="write the image with boxes and scores drawn to this file")
     p.set_defaults(run=run)
@@ -37,7 +40,7 @@ def run(args):
     image = read_image(args.image)  # before importing torch: bad input is refused at once
     from facedet.detector import load_detector
 
-    detector = load_detector(args.weights, detector=args.detector, device=args.device)
+    detector = load_detector(args.weights, detector=args.detector, device=args.device, backend=args.backend)
     dets = detector.detect(image, scale=args.scale, threshold=args.threshold)
     if args.out:
         write_image(args.out, draw_detections(image, dets))

@@ -5,6 +5,8 @@ import sys
 
 from facedet.weights import DISPLAY_NAMES
 
+from facedet.commands import add_backend_option
+
 
 def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text, description=help_text)
@@ -19,6 +21,7 @@ def register(subparsers, name, help_text):
     p.add_argument("--out", required=True, help="submission folder to write (<event>/<image>.txt)")
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_backend_option(p)
     p.set_defaults(run=run)
 
 
@@ -38,7 +41,7 @@ def run(args):
     sample = is_sample_set(args.wider)
     if sample:
         print(NOTICE, file=sys.stderr)
-    detector = load_detector(args.weights, detector=args.detector, device=args.device)
+    detector = load_detector(args.weights, detector=args.detector, device=args.device, backend=args.backend)
     predictions = predict_split(detector, args.wider, args.split, protocol=args.protocol, out_dir=args.out,
                                 limit=args.limit, progress=True, scale=args.scale)
     if sample:
