@@ -81,10 +81,10 @@ def flops(model_key):
 
 @st.cache_data(show_spinner=False)
 def latency(model_key, runs=5):
-    """Median end-to-end latency (ms) at 640x480 on this machine's compute device, after a warm-up."""
-    from facedet.commands.bench import measure
+    """Median end-to-end latency (ms) at 640x480 on this machine, as ``facedet bench`` measures it."""
+    from facedet.latency import measure_latency
 
-    return measure(detector(model_key), 640, 480, runs=runs, warmup=1, progress=False)["ms_median"]
+    return measure_latency(detector(model_key), runs=runs, warmup=1)["ms"]
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the model over the evaluation images…")

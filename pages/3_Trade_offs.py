@@ -36,8 +36,8 @@ elif cost == "latency_ms":
     measured = st.session_state.setdefault("latency_ms", {})  # model key -> ms (the timings are cached too)
     missing = [key for key in models if key not in measured]
     if missing:
-        st.info("Latency is measured on this machine, 5 runs per model at 640×480 "
-                f"({len(missing)} models to go; about a minute on a CPU).")
+        st.info("Latency is measured on this machine as `facedet bench` does: the median of 5 warm runs of the whole "
+                f"detection of a 640×480 photo ({len(missing)} models to go; about a minute on a CPU).")
         if st.button("Measure latency now", type="primary"):
             bar = st.progress(0.0)
             for i, key in enumerate(missing):

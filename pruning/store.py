@@ -27,7 +27,9 @@ FIGURES = {
     "run_dir": "TEXT", "data": "TEXT", "checkpoint": "TEXT", "compact_checkpoint": "TEXT", "onnx_file": "TEXT",
     "parameters": "INTEGER", "nonzero_parameters": "INTEGER", "sparsity": "REAL",
     "compact_parameters": "INTEGER", "flops": "INTEGER", "nonzero_flops": "INTEGER", "compact_flops": "INTEGER",
-    "latency_ms": "REAL", "compact_latency_ms": "REAL",
+    # Latency as facedet.latency defines it: end to end and network alone, ms at 640x480, and how.
+    "latency_ms": "REAL", "compact_latency_ms": "REAL", "network_ms": "REAL", "compact_network_ms": "REAL",
+    "latency_setup": "TEXT",
     "ap_easy": "REAL", "ap_medium": "REAL", "ap_hard": "REAL",
     # Agreement with the teacher on held-out photos (pruning.agreement): AP, recall, photo names (JSON).
     "agreement_ap": "REAL", "agreement_recall": "REAL", "agreement_photos": "TEXT",

@@ -94,8 +94,9 @@ def test_bench_json(capsys):
     code, out, _ = _run(["bench", "eresfd", "--size", "160x120", "--runs", "3", "--json"], capsys)
     stats = json.loads(out)
     assert code == 0 and stats["device"] == "cpu"
-    assert 0 < stats["ms_min"] <= stats["ms_median"] <= stats["ms_max"]
-    assert {"pre_ms_median", "net_ms_median", "post_ms_median"} <= set(stats)
+    assert 0 < stats["ms_min"] <= stats["ms"] <= stats["ms_max"]
+    assert 0 < stats["network_ms"] < stats["ms"]
+    assert {"pre_ms", "post_ms", "threads", "backend", "size"} <= set(stats)
 
 
 def _bad_files(tmp_path, assets_dir, weights_dir):

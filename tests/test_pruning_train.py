@@ -91,7 +91,9 @@ def test_the_run_is_recorded_with_its_figures(finished_run):
     assert run["code_revision"]
     assert run["parameters"] == 92_208 and run["nonzero_parameters"] == count_parameters(result.model).nonzero
     assert run["compact_parameters"] < run["parameters"] and run["compact_flops"] < run["flops"]
-    assert all(run[k] is not None for k in ("ap_easy", "ap_medium", "ap_hard", "latency_ms", "compact_latency_ms"))
+    assert all(run[k] is not None for k in ("ap_easy", "ap_medium", "ap_hard", "latency_ms", "compact_latency_ms",
+                                            "network_ms", "compact_network_ms"))
+    assert run["network_ms"] < run["latency_ms"] and "640x480" in run["latency_setup"]
     compact, ckpt = load_model(run["compact_checkpoint"])
     assert ckpt.compact and count_parameters(compact).total == run["compact_parameters"]
     # Progress: every step with loss and ETA, every epoch, then the finishing stages.

@@ -1,8 +1,6 @@
 """``python -m facedet bench WEIGHTS``: inference latency, split into its stages."""
 
 import json
-import statistics
-from pathlib import Path
 
 from facedet.commands import add_backend_option
 
@@ -15,6 +13,7 @@ def register(subparsers, name, help_text):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--image", help="photo to time on, resized to --size (default: assets/group.jpg, a real photo:"
                                    " random noise would make NMS dominate)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's default here)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     add_backend_option(p)
     p.add_argument("--json", action="store_true", help="print only JSON")
@@ -33,61 +32,32 @@ def _size(text):
     return w, h
 
 
-DEFAULT_PHOTO = Path(__file__).resolve().parents[2] / "assets" / "group.jpg"
-
-
-def measure(detector, width, height, runs=20, warmup=3, progress=True, image=None):
-    """Latency statistics (ms) of ``detector`` on ``image`` (RGB; default: the sample group photo)
-    resized to ``width`` x ``height``, run at scale 1."""
-    import cv2
-    import numpy as np
-    from tqdm import tqdm
-
-    if image is None and DEFAULT_PHOTO.is_file():
-        from facedet.images import read_image
-
-        image = read_image(DEFAULT_PHOTO)
-    if image is None:
-        image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    for _ in range(warmup):
-        detector.detect(image, scale=1.0)
-    samples = []
-    for _ in tqdm(range(runs), desc="bench", disable=not progress, leave=False):
-        t = {}
-        detector.detect(image, scale=1.0, timings=t)
-        samples.append(t)
-    totals = [s["pre_ms"] + s["net_ms"] + s["post_ms"] for s in samples]
-    return {
-        "ms_median": statistics.median(totals),
-        "ms_min": min(totals),
-        "ms_max": max(totals),
-        "pre_ms_median": statistics.median(s["pre_ms"] for s in samples),
-        "net_ms_median": statistics.median(s["net_ms"] for s in samples),
-        "post_ms_median": statistics.median(s["post_ms"] for s in samples),
-        "device": str(detector.device),
-        "size": f"{width}x{height}",
-        "runs": runs,
-    }
-
-
 def run(args):
     from facedet.detector import load_detector
     from facedet.errors import FacedetError
 
     if args.runs < 1:
         raise FacedetError("--runs must be at least 1")
+    if args.threads is not None:
+        if not 1 <= args.threads <= 256:
+            raise FacedetError("--threads must be between 1 and 256")
+        import torch
+
+        torch.set_num_threads(args.threads)  # before loading: ONNX Runtime sessions take it at creation
     image = None
     if args.image:
         from facedet.images import read_image
 
         image = read_image(args.image)
     detector = load_detector(args.weights, device=args.device, backend=args.backend)
-    stats = measure(detector, *args.size, runs=args.runs, warmup=max(args.warmup, 0), progress=not args.json, image=image)
+    from facedet.latency import describe, measure_latency
+
+    stats = measure_latency(detector, *args.size, runs=args.runs, warmup=max(args.warmup, 0), image=image,
+                            progress=not args.json)
     if args.json:
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()}))
         return 0
-    print(f"{args.weights} ({detector.arch}) on {stats['device']}, {stats['size']}, {args.runs} runs")
-    print(f"  total  median {stats['ms_median']:.1f} ms  (min {stats['ms_min']:.1f}, max {stats['ms_max']:.1f})")
-    print(f"  pre-processing {stats['pre_ms_median']:.1f} ms | network {stats['net_ms_median']:.1f} ms | post-processing {stats['post_ms_median']:.1f} ms")
+    print(f"{args.weights} ({detector.arch}): {describe(stats)}")
+    print(f"  end to end {stats['ms']:.1f} ms  (min {stats['ms_min']:.1f}, max {stats['ms_max']:.1f})")
+    print(f"  pre-processing {stats['pre_ms']:.1f} ms | network {stats['network_ms']:.1f} ms | post-processing {stats['post_ms']:.1f} ms")
     return 0

@@ -1,0 +1,59 @@
+"""One definition of a detector's latency, used by ``facedet bench``, the results store and the app.
+
+End to end: ``Detector.detect`` on a real photo resized to 640x480, at scale 1 (pre-processing,
+network and NMS), warm-up runs excluded, the median of repeated runs, with the thread count and the
+backend stated. The network's own median is the second figure. A real photo, because on noise the
+candidate boxes (and so NMS) are nothing like a photo's.
+"""
+
+import statistics
+from pathlib import Path
+
+LATENCY_SIZE = (640, 480)  # width, height
+DEFAULT_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "group.jpg"
+
+
+def measure_latency(detector, width=LATENCY_SIZE[0], height=LATENCY_SIZE[1], runs=20, warmup=3, image=None,
+                    progress=False):
+    """Milliseconds of ``detector`` on ``image`` (RGB; default the sample group photo) resized to
+    ``width`` x ``height``: ``ms`` (end to end) and ``network_ms`` medians, the pre- and
+    post-processing medians, min and max, and what was measured (device, backend, threads, size)."""
+    import cv2
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    if image is None and DEFAULT_PHOTO.is_file():
+        from facedet.images import read_image
+
+        image = read_image(DEFAULT_PHOTO)
+    if image is None:
+        image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    for _ in range(warmup):
+        detector.detect(image, scale=1.0)
+    samples = []
+    for _ in tqdm(range(runs), desc="timing", disable=not progress, leave=False):
+        timing = {}
+        detector.detect(image, scale=1.0, timings=timing)
+        samples.append(timing)
+    totals = [s["pre_ms"] + s["net_ms"] + s["post_ms"] for s in samples]
+    return {
+        "ms": statistics.median(totals),
+        "network_ms": statistics.median(s["net_ms"] for s in samples),
+        "pre_ms": statistics.median(s["pre_ms"] for s in samples),
+        "post_ms": statistics.median(s["post_ms"] for s in samples),
+        "ms_min": min(totals),
+        "ms_max": max(totals),
+        "device": str(detector.device),
+        "backend": detector.backend,
+        "threads": torch.get_num_threads(),
+        "size": f"{width}x{height}",
+        "runs": runs,
+    }
+
+
+def describe(stats):
+    """A one-line statement of how a latency was measured."""
+    return (f"median of {stats['runs']} warm runs, end to end at {stats['size']}, {stats['device']}, "
+            f"{stats['backend']} backend, {stats['threads']} thread{'s' if stats['threads'] != 1 else ''}")
