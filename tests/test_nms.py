@@ -76,3 +76,22 @@ def test_block_nms_keeps_exactly_the_loops_boxes_on_a_real_detector_output(weigh
     assert len(expected) > 100  # a crowded case: hundreds kept out of 5,000 candidates
     assert nms(boxes, scores, 0.3, 5000).tolist() == expected.tolist()
     assert nms(boxes, scores, 0.3, 5000, max_keep=750).tolist() == expected[:750].tolist()
+
+
+@pytest.mark.parametrize("name", ["eresfd", "eresfd-fpgm-50"])
+def test_a_detection_threshold_applied_before_nms_changes_nothing(name, weights_dir, assets_dir):
+    from facedet.detector import load_detector
+    from facedet.postprocess import postprocess
+
+    detector = load_detector(name, backend="torch")
+    for photo in ("holdout/office-group-13.jpg", "holdout/soccer-3.jpg", "holdout/no-face-plane.jpg"):
+        image = cv2.cvtColor(cv2.imread(str(assets_dir / "photos" / photo)), cv2.COLOR_BGR2RGB)
+        image = cv2.resize(image, (480, 360))
+        x = detector.preprocess(image, 1.0)
+        with torch.inference_mode():
+            loc, conf = detector.network(x)
+        everything = postprocess(loc[0], conf[0], detector.priors(360, 480), 480, 360, detector.config.post)
+        for threshold in (0.05, 0.1, 0.3, 0.5, 0.9, float(np.float32(everything[3, 4]))):
+            expected = everything[everything[:, 4] >= threshold]
+            got = detector.detect(image, scale=1.0, threshold=threshold)
+            assert np.array_equal(got, expected), (photo, threshold)
