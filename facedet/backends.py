@@ -2,8 +2,8 @@
 
 Both take the pre-processed image tensor [1, 3, H, W] and return ``(loc, conf)`` tensors, so the
 ``Detector`` around them (pre-processing, priors, NMS) is the same whichever runs. The network is
-copied: folding rewrites layers, and the caller's model (trained, pruned, shown layer by layer)
-stays as it was.
+copied: folding rewrites layers and subnormal weights are flushed (``facedet.numerics``), while the
+caller's model (trained, pruned, counted, shown layer by layer) stays exactly as it was.
 """
 
 import copy
@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from facedet.errors import FacedetError
+from facedet.numerics import flush_subnormals
 
 from facedet.commands import BACKENDS  # one list, shared with the command line
 ONNX_OPSET = 17
@@ -45,6 +46,7 @@ class TorchNetwork:
     def __init__(self, model, device):
         self.device = device
         self.model = fold_batchnorm(copy.deepcopy(model).eval()).to(device)
+        flush_subnormals(self.model)
         self.channels_last = device.type == "cpu"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -65,11 +67,13 @@ class OnnxNetwork:
         import onnxruntime as ort
 
         self.device = torch.device("cpu")
+        model = copy.deepcopy(model).cpu().eval()
+        flush_subnormals(model)
         buffer = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's tracer warnings on size-dependent code
             torch.onnx.export(
-                copy.deepcopy(model).cpu().eval(), (torch.zeros(1, 3, 320, 320),), buffer, dynamo=False,
+                model, (torch.zeros(1, 3, 320, 320),), buffer, dynamo=False,
                 opset_version=ONNX_OPSET, input_names=["image"], output_names=["loc", "conf"],
                 dynamic_axes={"image": {2: "height", 3: "width"}, "loc": {1: "priors"}, "conf": {1: "priors"}},
             )

@@ -10,7 +10,6 @@ import torch
 
 from facedet.backends import make_network
 from facedet.images import resize
-from facedet.numerics import flush_subnormals
 from facedet.postprocess import PostprocessConfig, postprocess
 from facedet.priors import ANCHOR_SIZES, STRIDES, make_priors
 
@@ -40,7 +39,6 @@ class Detector:
 
     def __init__(self, model, arch, config=DetectorConfig(), device="auto", checkpoint=None, backend="torch"):
         self.device = pick_device(device)
-        flush_subnormals(model)  # in-memory models too (see facedet.numerics)
         self.model = model.to(self.device).eval()  # as loaded: layers, masks, parameter counts
         # What runs at inference: a folded copy or an ONNX Runtime session (facedet.backends).
         self.network = make_network(self.model, backend, self.device, arch)

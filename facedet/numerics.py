@@ -2,8 +2,9 @@
 
 Long training with weight decay leaves many weights in the subnormal range (below ~1.2e-38 in
 float32); x86 CPUs compute with those tens of times slower, which made the published dense EResFD
-run its network about 4x slower than a pruned copy. Setting them to zero changes no output that can
-be measured, and needs no process-wide flush-to-zero mode.
+run its network about 4x slower than a pruned copy. Setting them to zero in the copy that runs
+inference (``facedet.backends``) changes no output that can be measured and needs no process-wide
+flush-to-zero mode; the loaded model keeps them, so parameter counts stay the published ones.
 """
 
 import torch

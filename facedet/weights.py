@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from facedet.errors import WeightsError
-from facedet.numerics import first_non_finite, flush_subnormals
+from facedet.numerics import first_non_finite
 from facedet.paths import cache_dir
 
 _REGISTRY_FILE = Path(__file__).with_name("pretrained.json")
@@ -242,7 +242,6 @@ def load_model(name_or_path, arch=None, device="cpu"):
     except RuntimeError as err:
         detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err).splitlines()[0])
         raise WeightsError(f"{name_or_path} does not fit {ckpt.arch}: {detail[:200]}") from None
-    flush_subnormals(model)
     return model.to(device).eval(), ckpt
 
 

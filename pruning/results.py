@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 from facedet.latency import describe
-from facedet.numerics import flush_subnormals
 from facedet.weights import save_checkpoint
 
 LATENCY_RUNS = 5
@@ -24,7 +23,6 @@ def finish_run(trainer, stage):
 
     config, run_dir = trainer.config, trainer.run_dir
     model = copy.deepcopy(trainer.net).cpu().eval()
-    flush_subnormals(model)  # the saved model runs (and is timed) without subnormal slow-downs
     provenance = {"criterion": config.criterion, "rate": config.rate, "epochs": config.epochs,
                   "finetune_epochs": config.finetune_epochs, "data": trainer.data_description,
                   "run_id": trainer.run_id}

@@ -455,10 +455,13 @@ def _initial_model(config, state):
 
 
 def _teacher_model(config):
-    """The teacher: the run's starting checkpoint as published (not the resumed student)."""
+    """The teacher: the run's starting checkpoint as published (not the resumed student), its
+    subnormal weights flushed: it only runs forward, and those would slow every step."""
+    from facedet.numerics import flush_subnormals
     from facedet.weights import load_model
 
     model, _ = load_model(config.weights or config.detector, arch=config.detector)
+    flush_subnormals(model)
     return model
 
 

@@ -168,17 +168,22 @@ def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path, bad):
         weights.load_checkpoint(tmp_path / "bad.pth")
 
 
-def test_subnormal_weights_are_flushed_at_load_without_changing_outputs(weights_dir):
-    from facedet.numerics import flush_subnormals
+def test_subnormal_weights_are_flushed_for_inference_only_without_changing_outputs(weights_dir, monkeypatch):
+    from facedet.backends import TorchNetwork
+    from facedet.params import count_parameters
 
-    state = torch.load(weights.resolve("eresfd"), map_location="cpu", weights_only=True)
+    monkeypatch.setenv("FACEDET_WEIGHTS_DIR", str(weights_dir))
     tiny = torch.finfo(torch.float32).tiny
-    assert sum(int(((v.abs() < tiny) & (v != 0)).sum()) for v in state.values() if v.is_floating_point()) > 1000
+
+    def subnormals(module):
+        return sum(int(((t.abs() < tiny) & (t != 0)).sum()) for t in module.state_dict().values() if t.is_floating_point())
+
     model, _ = weights.load_model("eresfd")
-    assert flush_subnormals(model) == 0  # already flushed by the loader
-    raw = create_model("eresfd").eval()
-    raw.load_state_dict(state)
+    assert subnormals(model) > 1000  # the published file has thousands
+    network = TorchNetwork(model, torch.device("cpu"))
+    assert subnormals(network.model) == 0
+    assert count_parameters(model).nonzero == 92_208  # the loaded model keeps them: counts as published
     x = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(0)) * 60
     with torch.no_grad():
-        for a, b in zip(model(x), raw(x)):
-            assert torch.allclose(a, b, atol=1e-6, rtol=0)
+        for a, b in zip(network(x), model(x)):
+            assert torch.allclose(a, b, atol=1e-4, rtol=0)
