@@ -79,6 +79,15 @@ def runs():
     return [] if store is None else store.runs()
 
 
+def table_key(prefix, run_ids):
+    """Widget key of a table of runs. Streamlit remembers ticked rows by position, so a table
+    listing other runs (after a filter change or a deletion) gets a fresh widget: a tick can never
+    move onto another run."""
+    import hashlib
+
+    return f"{prefix}_{hashlib.sha1(','.join(map(str, run_ids)).encode()).hexdigest()[:12]}"
+
+
 def delete_runs(run_ids):
     store = open_store()
     for run_id in run_ids:

@@ -52,10 +52,11 @@ shown = table[pd.concat([table[n].astype(str).isin(v) for n, v in chosen.items()
 percent = st.column_config.NumberColumn(format="percent")
 ap = st.column_config.NumberColumn(format="%.4f")
 event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
-                     key="results_table", column_config={"rate": percent, "sparsity": percent, "AP easy": ap,
-                                                         "AP medium": ap, "AP hard": ap,
-                                                         "agreement AP (held-out photos)": ap})
-selected = shown.iloc[event.selection.rows]["run"].tolist() if event.selection.rows else []
+                     key=engine.table_key("results_table", shown["run"].tolist()),
+                     column_config={"rate": percent, "sparsity": percent, "AP easy": ap,
+                                    "AP medium": ap, "AP hard": ap, "agreement AP (held-out photos)": ap})
+# Positions in the table as given (sorting in the browser does not change them), turned into run ids.
+selected = [int(shown["run"].iloc[i]) for i in event.selection.rows if 0 <= i < len(shown)]
 st.caption(f"{len(shown)} of {len(table)} runs shown. Click a column title to sort; tick rows to delete them or "
            "to draw their precision-recall curves. Sample-set APs are not WIDER FACE numbers; the agreement AP "
            "measures how well a run still finds what the dense model finds on photos it never trained on. FLOPs count the "
@@ -65,7 +66,8 @@ st.caption(f"{len(shown)} of {len(table)} runs shown. Click a column title to so
 actions = st.columns([1, 1, 2])
 actions[0].download_button("Download these runs as CSV", data=shown.to_csv(index=False), file_name="runs.csv",
                            mime="text/csv")
-if actions[1].button(f"Delete {len(selected)} selected run(s)", disabled=not selected, key="results_delete"):
+label = f"Delete run{'s' if len(selected) > 1 else ''} {', '.join(f'#{i}' for i in selected)}" if selected else "Delete selected runs"
+if actions[1].button(label, disabled=not selected, key="results_delete"):
     engine.delete_runs(selected)
     st.rerun()
 

@@ -111,7 +111,9 @@ def test_tiny_session_end_to_end(engine_dirs):
     assert "Your runs (photos, distilled)" in spec and "NOT WIDER FACE" in spec
 
     # Delete: tick the run's row, press Delete.
-    results.session_state["results_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    from app_support.engine import table_key
+
+    results.session_state[table_key("results_table", [run_id])] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     results.run()
     results.button(key="results_delete").click().run()
     assert not results.exception
@@ -134,3 +136,31 @@ def test_the_page_defaults_are_the_quick_preset(engine_dirs):
     shared_queue().wait(status.id, timeout=120)
     expected = preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.3)
     assert asdict(status.config) == asdict(expected)
+
+
+def test_results_ticks_follow_run_ids_through_filters_and_deletions(engine_dirs):
+    """Tick a run in a filtered table, delete: that run goes, and only it."""
+    from app_support.engine import table_key
+    from pruning.store import ResultsStore
+
+    store = ResultsStore()
+    for run in store.runs():
+        store.delete_run(run["id"])
+    ids = {}
+    for criterion in ("fpgm", "l1", "fpgm"):
+        run_id = store.start_run("train", {"detector": "eresfd"}, detector="eresfd", criterion=criterion, rate=0.3)
+        store.finish_run(run_id)
+        ids.setdefault(criterion, []).append(run_id)
+    at = open_page("pages/5_Results.py").run()
+    assert not at.exception
+    at.multiselect(key="results_criterion").set_value(["l1"]).run()  # one row left: the l1 run
+    # A tick left at position 2 of the unfiltered table must not reach this one-row table.
+    at.session_state[table_key("results_table", ids["l1"])] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception and at.button(key="results_delete").disabled
+    at.session_state[table_key("results_table", ids["l1"])] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert at.button(key="results_delete").label == f"Delete run #{ids['l1'][0]}"
+    at.button(key="results_delete").click().run()
+    assert not at.exception
+    assert sorted(r["id"] for r in store.runs()) == sorted(ids["fpgm"])

@@ -1,0 +1,131 @@
+"""How fast the Compare page answers in a real browser: first detection of a photo, then sliders.
+
+Starts ``streamlit run app.py`` on a free local port, opens Compare in headless Chromium (Debian's
+``chromium`` and ``chromium-driver``, as the end-to-end test), lets the default sample load (models
+loaded and warm), then uploads a real photo resized to 1200x800 and times, until both annotated
+pictures have changed in the browser:
+
+- the first detection of that photo (original and pruned model);
+- the score-threshold slider moved one step (no new detection: drawing only);
+- the pruning-rate slider moved to a rate not shown before (a checkpoint loaded, then detected),
+  and back to the first rate (both cached).
+
+    python benchmarks/bench_compare_page.py [--photo assets/photos/holdout/soccer-3.jpg] [--repeats 3]
+"""
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = os.environ.get("FACEDET_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("FACEDET_CHROMEDRIVER", "/usr/bin/chromedriver")
+
+
+def start_app(log):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+            return server, url
+        except OSError:
+            if server.poll() is not None:
+                break
+            time.sleep(0.25)
+    server.kill()
+    raise SystemExit("streamlit did not start; see its log")
+
+
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1920,1080"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def pictures(driver):
+    """The sources of the two result pictures once both have loaded, else None."""
+    images = driver.find_elements("css selector", "[data-testid='stImage'] img")
+    loaded = [i for i in images if driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)]
+    return tuple(i.get_attribute("src") for i in loaded) if len(loaded) == 2 else None
+
+
+def until_changed(driver, before, timeout=120):
+    """Seconds until both pictures differ from ``before`` (polled every 10 ms)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        now = pictures(driver)
+        if now and all(a != b for a, b in zip(now, before or ("", ""))):
+            return time.perf_counter() - start, now
+        time.sleep(0.01)
+    raise SystemExit(f"the pictures did not change within {timeout} s")
+
+
+def press(driver, label, key):
+    """Focus the slider whose label contains ``label`` and press ``key``."""
+    slider = driver.find_element("xpath", f"//*[@data-testid='stSlider' or @data-testid='stSelectSlider']"
+                                          f"[.//*[contains(text(), '{label}')]]//*[@role='slider']")
+    slider.send_keys(key)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photo", default=str(ROOT / "assets/photos/holdout/soccer-3.jpg"))
+    parser.add_argument("--repeats", type=int, default=3, help="threshold-slider moves to time (median)")
+    args = parser.parse_args()
+    import cv2
+    from selenium.webdriver.common.keys import Keys
+
+    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "server.log", "w+") as log:
+        photo = Path(tmp) / "photo-1200x800.jpg"
+        cv2.imwrite(str(photo), cv2.resize(cv2.imread(args.photo), (1200, 800), interpolation=cv2.INTER_AREA))
+        server, url = start_app(log)
+        driver = browser()
+        try:
+            driver.get(f"{url}/Compare")
+            warm, shown = until_changed(driver, None, timeout=300)
+            print(f"page with the default sample (server start, models loaded): {warm:.2f} s")
+            upload = driver.find_element("css selector", "[data-testid='stFileUploader'] input[type='file']")
+            upload.send_keys(str(photo))
+            first, shown = until_changed(driver, shown)
+            print(f"first detection of a 1200x800 photo (EResFD and EResFD FPGM 10 %): {first * 1e3:.0f} ms")
+            moves = []
+            for i in range(args.repeats):
+                press(driver, "Score threshold", Keys.ARROW_RIGHT if i % 2 == 0 else Keys.ARROW_LEFT)
+                seconds, shown = until_changed(driver, shown)
+                moves.append(seconds)
+            print(f"threshold slider moved one step: {statistics.median(moves) * 1e3:.0f} ms (median of {len(moves)})")
+            press(driver, "Pruning rate", Keys.ARROW_RIGHT)
+            seconds, shown = until_changed(driver, (shown[0] + "-", shown[1]))  # the left side stays as it is
+            print(f"rate slider to a new rate (checkpoint loaded and run): {seconds * 1e3:.0f} ms")
+            press(driver, "Pruning rate", Keys.ARROW_LEFT)
+            seconds, shown = until_changed(driver, (shown[0] + "-", shown[1]))
+            print(f"rate slider back to a rate already shown: {seconds * 1e3:.0f} ms")
+        finally:
+            driver.quit()
+            server.terminate()
+            server.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
