@@ -4,13 +4,15 @@ import json
 import statistics
 from pathlib import Path
 
+from facedet import cli_types
+
 
 def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text, description=help_text)
     p.add_argument("weights", help="registry name or checkpoint path")
     p.add_argument("--size", default="640x480", type=_size, help="input WxH (default 640x480)")
-    p.add_argument("--runs", type=int, default=20, help="timed runs after warm-up (default 20)")
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--runs", type=cli_types.positive_int, default=20, help="timed runs after warm-up (default 20)")
+    p.add_argument("--warmup", type=cli_types.non_negative_int, default=3, help="untimed runs first (default 3)")
     p.add_argument("--image", help="photo to time on, resized to --size (default: assets/group.jpg, a real photo:"
                                    " random noise would make NMS dominate)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -70,17 +72,14 @@ def measure(detector, width, height, runs=20, warmup=3, progress=True, image=Non
 
 def run(args):
     from facedet.detector import load_detector
-    from facedet.errors import FacedetError
 
-    if args.runs < 1:
-        raise FacedetError("--runs must be at least 1")
     image = None
     if args.image:
         from facedet.images import read_image
 
         image = read_image(args.image)
     detector = load_detector(args.weights, device=args.device)
-    stats = measure(detector, *args.size, runs=args.runs, warmup=max(args.warmup, 0), progress=not args.json, image=image)
+    stats = measure(detector, *args.size, runs=args.runs, warmup=args.warmup, progress=not args.json, image=image)
     if args.json:
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()}))
         return 0
