@@ -2,7 +2,6 @@
 line on stderr and exit code 2 (no traceback, no extra warning lines, no output file left), as
 a user runs the commands; the library and the app refuse the same inputs the same way."""
 
-import io
 import math
 import os
 import subprocess
