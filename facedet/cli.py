@@ -9,8 +9,9 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
-from facedet.errors import FacedetError
+from facedet.errors import FacedetError, FacedetWarning
 
 # command name -> (module, one-line help)
 COMMANDS = {
@@ -24,8 +25,17 @@ COMMANDS = {
 DESCRIPTION = "EXTD and EResFD face detectors: detection, checkpoints, latency and WIDER FACE evaluation."
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one ``error: ...`` line and exit 2, like every
+    other user error (argparse's own print the usage first: two lines or more)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(prog, description, commands, command=None):
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    # Sub-parsers are made by the parent's class, so every command's parser is a OneLineParser.
+    parser = OneLineParser(prog=prog, description=description)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in commands.items():
@@ -42,7 +52,9 @@ def run_commands(prog, description, commands, argv=None):
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(prog, description, commands, command if command in commands else None).parse_args(argv)
     try:
-        return args.run(args) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = _NoteOncePerKind()
+            return args.run(args) or 0
     except FacedetError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
@@ -53,6 +65,24 @@ def run_commands(prog, description, commands, argv=None):
         # The reader went away (``... --json | head``): not an error of ours; silence the flush at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+class _NoteOncePerKind:
+    """``warnings.showwarning`` for a command: a FacedetWarning becomes one ``note: ...`` line, and
+    only the first of each kind is shown (a run over many images would repeat it per image);
+    other warnings are shown as Python shows them."""
+
+    def __init__(self):
+        self.shown = set()
+        self.default = warnings.showwarning
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, FacedetWarning):
+            return self.default(message, category, filename, lineno, file, line)
+        if category not in self.shown:
+            self.shown.add(category)
+            print(f"note: {message}", file=sys.stderr)
+        return None
 
 
 def main(argv=None):

@@ -3,12 +3,14 @@
 import dataclasses
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from facedet.backends import make_network
+from facedet.errors import DeviceError, FacedetError, FacedetWarning, ImageError
 from facedet.images import resize
 from facedet.postprocess import PostprocessConfig, postprocess
 from facedet.priors import ANCHOR_SIZES, STRIDES, make_priors
@@ -17,6 +19,9 @@ MEAN_RGB = (123.0, 117.0, 104.0)
 # Image area the authors' demos resize to (their automatic scale), per detector.
 AUTO_AREA = {"extd": 1700 * 1200, "eresfd": 1200 * 1100}
 MAX_SIDE = 4096  # cap on the network input side, so memory stays bounded
+# Smallest network input side: the smallest anchor (16 px at stride 4), the smallest face the
+# detectors find; a thinner input holds no face they can find.
+MIN_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -29,9 +34,26 @@ class DetectorConfig:
 
 
 def pick_device(device="auto"):
+    """The torch device for ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``;
+    DeviceError (one line) for anything else or a device this machine does not have."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    if isinstance(device, torch.device):
+        chosen = device
+    else:
+        try:
+            chosen = torch.device(str(device))
+        except (RuntimeError, ValueError):
+            raise DeviceError(f"unknown device {device!r}: use auto, cpu or cuda") from None
+    if chosen.type == "cpu":
+        return chosen
+    if chosen.type != "cuda":
+        raise DeviceError(f"device {device!r} is not supported: use auto, cpu or cuda")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"device {device!r}: no CUDA device is available on this machine (use auto or cpu)")
+    if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise DeviceError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return chosen
 
 
 class Detector:
@@ -56,6 +78,33 @@ class Detector:
         scale = math.sqrt(AUTO_AREA[self.arch] / (height * width))
         return min(scale, MAX_SIDE / max(height, width))
 
+    def scale_for(self, height, width, scale=None):
+        """The scale ``detect`` runs a ``height`` x ``width`` image at.
+
+        ``scale`` None: the automatic one. A larger scale than the ``MAX_SIDE`` cap allows is
+        reduced to it, with a FacedetWarning. ImageError when the network input would have a side
+        under ``MIN_SIDE`` px (too small a scale, or an image too thin for both limits).
+        """
+        if scale is None:
+            scale = self.auto_scale(height, width)
+        else:
+            scale = float(scale)
+            if not (math.isfinite(scale) and scale > 0):
+                raise FacedetError(f"the scale must be a positive number, got {scale:g}")
+            cap = MAX_SIDE / max(height, width)
+            if scale > cap:
+                warnings.warn(FacedetWarning(
+                    f"scale {scale:g} reduced to {cap:.4g} for a {width}x{height} image: the network input "
+                    f"is capped at {MAX_SIDE} px a side"), stacklevel=3)
+                scale = cap
+        in_height, in_width = input_size(height, width, scale)
+        if min(in_height, in_width) < MIN_SIDE:
+            raise ImageError(
+                f"a {width}x{height} image at scale {scale:.4g} makes a {in_width}x{in_height} network input; "
+                f"each side must be at least {MIN_SIDE} px (the smallest face the detector finds)"
+                + (f" and at most {MAX_SIDE} px" if max(in_height, in_width) >= MAX_SIDE else ""))
+        return scale
+
     def priors(self, height, width):
         key = (height, width)
         if key not in self._priors:
@@ -72,14 +121,15 @@ class Detector:
     def detect(self, image, scale=None, threshold=0.05, timings=None, map_by_input=False):
         """Faces in an RGB uint8 image, in its own pixel coordinates, best first.
 
-        ``scale`` resizes the image before the network (None: automatic); ``threshold`` drops
+        ``scale`` resizes the image before the network (None: automatic; see ``scale_for`` for
+        its limits: ImageError when the input would be too small); ``threshold`` drops
         detections scoring below it. Pass a dict as ``timings`` to receive the milliseconds spent
         in pre-processing, the network and post-processing. ``map_by_input`` maps boxes back by
         the network input's size over ``scale`` instead of the image's size, as the authors' test
         script does (the two differ by the rounding of the resized size).
         """
         height, width = image.shape[:2]
-        scale = self.auto_scale(height, width) if scale is None else float(scale)
+        scale = self.scale_for(height, width, scale)
         t0 = time.perf_counter()
         x = self.preprocess(image, scale)
         t1 = time.perf_counter()
@@ -101,6 +151,11 @@ class Detector:
         if timings is not None:
             timings.update(pre_ms=(t1 - t0) * 1e3, net_ms=(t2 - t1) * 1e3, post_ms=(t3 - t2) * 1e3)
         return dets
+
+
+def input_size(height, width, scale):
+    """(height, width) of the network input for an image resized by ``scale``: OpenCV's rounding."""
+    return round(height * scale), round(width * scale)
 
 
 def load_detector(weights="eresfd", detector=None, device="auto", config=DetectorConfig(), backend="auto"):

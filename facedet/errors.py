@@ -21,3 +21,14 @@ class WeightsError(FacedetError):
 
 class DataError(FacedetError):
     """A data set, ground-truth or prediction file that is missing or malformed."""
+
+
+class DeviceError(FacedetError):
+    """A compute device (``--device``) that is unknown or not present on this machine."""
+
+
+class FacedetWarning(UserWarning):
+    """Something the user should know that does not stop the work (a setting reduced to a limit).
+
+    The command line prints it as one ``note: ...`` line on stderr.
+    """

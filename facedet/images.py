@@ -8,6 +8,8 @@ down to 8 bits.
 """
 
 import io
+import stat
+import warnings
 from pathlib import Path
 
 import cv2
@@ -29,13 +31,17 @@ def read_image(source, name=None):
     if len(data) > MAX_FILE_BYTES:
         raise ImageError(f"{label} is too large (more than {MAX_FILE_BYTES // (1 << 20)} MiB)")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            if width * height > MAX_PIXELS:
-                raise ImageError(f"{label} is too large ({width}x{height} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels)")
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return _to_rgb8(img)
+        with warnings.catch_warnings():
+            # Pillow's warnings (its decompression-bomb warning: the pixel limit below is ours;
+            # damaged EXIF) would be extra lines: the image decodes, or is refused in one line.
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+                if width * height > MAX_PIXELS:
+                    raise ImageError(f"{label} is too large ({width}x{height} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels)")
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return _to_rgb8(img)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -55,14 +61,22 @@ def _read_bytes(source, name):
         return source.read(MAX_FILE_BYTES + 1), label
     path = Path(source)
     label = name or str(path)
-    if not path.exists():
-        raise ImageError(f"no such file: {label}")
-    if path.is_dir():
-        raise ImageError(f"{label} is a directory, not an image")
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise ImageError(f"{label} is too large ({path.stat().st_size // (1 << 20)} MiB)")
     try:
-        return path.read_bytes(), label
+        info = path.stat()
+    except FileNotFoundError:
+        raise ImageError(f"no such file: {label}") from None
+    except OSError as err:
+        raise ImageError(f"cannot read {label}: {err.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageError(f"{label} is a directory, not an image")
+    if not stat.S_ISREG(info.st_mode):
+        # A device (/dev/zero never ends) or a FIFO (opening it waits for a writer forever).
+        raise ImageError(f"{label} is not a regular file (a device, FIFO or socket), not an image")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ImageError(f"{label} is too large ({info.st_size // (1 << 20)} MiB)")
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_FILE_BYTES + 1), label  # the cap holds even if the file grows meanwhile
     except OSError as err:
         raise ImageError(f"cannot read {label}: {err.strerror}") from None
 

@@ -14,6 +14,7 @@ import pickle
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -87,6 +88,8 @@ def resolve(name_or_path, download=True, progress=True):
     if path.exists():
         if path.is_dir():
             raise WeightsError(f"{text} is a directory, not a checkpoint file")
+        if not path.is_file():  # a device never ends, a FIFO waits for a writer forever
+            raise WeightsError(f"{text} is not a regular file (a device, FIFO or socket), not a checkpoint")
         return path
     if text not in PRETRAINED:
         if os.sep in text or path.suffix in (".pth", ".pt", ".ckpt"):
@@ -200,7 +203,10 @@ def load_checkpoint(name_or_path, arch=None):
     if magic != b"PK\x03\x04" and magic[:1] != b"\x80":
         raise WeightsError(f"{label} is not a PyTorch checkpoint file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about odd pickle protocols of garbage files: the error below says it in one line.
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # weights_only refuses anything but tensors and plain containers: never execute a file's code.
         raise WeightsError(f"{label} was refused: it holds Python objects other than tensors, which are unsafe to load") from None
@@ -212,6 +218,7 @@ def load_checkpoint(name_or_path, arch=None):
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
     ):
         raise WeightsError(f"{label} holds no state dict of tensors; it is not a detector checkpoint")
+    _check_saved_arch(saved_arch, label)
     state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
     bad = first_non_finite(state_dict)
     if bad is not None:
@@ -227,6 +234,15 @@ def load_checkpoint(name_or_path, arch=None):
     if overlap < 1.0:
         raise WeightsError(f"{label} does not fit {DISPLAY_NAMES[detected]}: {_describe_key_mismatch(core, detected)} keys")
     return Checkpoint(detected, state_dict, path, sha256_of(path), compact, meta)
+
+
+def _check_saved_arch(saved_arch, label):
+    """A facedet-format file names its detector: refuse one this version does not know."""
+    from facedet.models import ARCHITECTURES
+
+    if saved_arch is not None and saved_arch not in ARCHITECTURES:
+        shown = repr(saved_arch) if isinstance(saved_arch, str) else type(saved_arch).__name__
+        raise WeightsError(f"{label} is saved for an unknown detector {shown[:60]}; known: {', '.join(ARCHITECTURES)}")
 
 
 def load_model(name_or_path, arch=None, device="cpu"):

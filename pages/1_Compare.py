@@ -9,7 +9,7 @@ from app_support.page import legend, setup
 from app_support import engine
 from app_support.engine import DETECTORS, criterion_label, oneshot_criteria, session_checkpoints
 from facedet.compare import match_detections
-from facedet.errors import FacedetError
+from facedet.errors import FacedetError, ImageError
 from facedet.images import read_image
 from facedet.samples import faces_for, sample_photos
 from facedet.weights import pretrained_name
@@ -92,6 +92,9 @@ original_key = cached.published_key(arch)
 try:
     original, original_ms, scale = cached.detections(original_key, image_key, image)
     pruned, pruned_ms, _ = cached.detections(pruned_key, image_key, image)
+except ImageError as err:  # a photo the detector cannot take (too thin for its input limits)
+    st.error(f"Cannot use this photo: {err}")
+    st.stop()
 except FacedetError as err:
     st.error(f"Cannot load the model: {err}")
     st.stop()

@@ -13,6 +13,7 @@ data of each epoch is a function of the seed and the epoch, so nothing is lost o
 """
 
 import json
+import numbers
 import os
 import sys
 import time
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import torch
 
+from facedet.cli_types import MAX_SEED, range_problem
 from facedet.errors import DataError, FacedetError
+from facedet.numerics import first_non_finite
 from pruning.criteria import check_criterion, check_rate, select_filters, slimming_batchnorms
 from pruning.distill import HeadInputs, Teacher, capturing, distillation_loss
 from pruning.photos import ZOOM_RANGE
@@ -34,6 +37,25 @@ STATE_FILE = "state.pth"
 CONFIG_FILE = "config.json"
 # Settings that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = ("device", "workers", "evaluate", "eval_images", "threads")
+# The range of every numeric setting: (int or float, low, high, low excluded, high excluded), None
+# for no bound; of each element for the tuples. TrainConfig checks them (the app builds configs
+# too) and the command line's options parse with them. The learning rates stop at 1: beyond it
+# every step diverges, and a run "finishes" with NaN APs.
+NUMBER_RANGES = {
+    "epochs": (int, 0), "finetune_epochs": (int, 0), "prune_every": (int, 1), "ramp_epochs": (int, 0),
+    "lr": (float, 0.0, 1.0, True), "lr_gamma": (float, 0.0, 1.0, True), "finetune_lr": (float, 0.0, 1.0, True),
+    "lr_milestones": (int, 0), "momentum": (float, 0.0, 1.0, False, True), "weight_decay": (float, 0.0, 1.0),
+    "batch_size": (int, 1), "crop_size": (int, 64, 4096), "workers": (int, 0), "crops_per_photo": (int, 1),
+    "face_crops": (float, 0.0, 1.0), "photo_zoom": (float, -4.0, 4.0),
+    "distill_conf": (float, 0.0), "distill_loc": (float, 0.0), "distill_features": (float, 0.0),
+    "distill_temperature": (float, 0.0, None, True), "label_loss": (float, 0.0),
+    "sample_images": (int, 1), "max_images": (int, 1), "seed": (int, 0, MAX_SEED), "slimming_lambda": (float, 0.0),
+    "eval_images": (int, 1), "threads": (int, 1),
+}
+
+
+class TrainingDiverged(FacedetError):
+    """The loss or the weights stopped being finite: the settings (usually the lr) are too high."""
 
 
 @dataclass
@@ -87,38 +109,37 @@ class TrainConfig:
             raise FacedetError(f"unknown detector {self.detector!r}; choose one of {', '.join(ARCHITECTURES)}")
         check_criterion(self.criterion)
         self.rate = check_rate(self.rate)
-        self.lr_milestones = tuple(int(m) for m in self.lr_milestones)
-        self.photo_zoom = tuple(float(z) for z in self.photo_zoom)
+        self._check_numbers()
         if len(self.photo_zoom) != 2 or not self.photo_zoom[0] <= self.photo_zoom[1]:
             raise FacedetError(f"photo_zoom must be two numbers, low <= high, got {self.photo_zoom}")
-        for name in ("epochs", "finetune_epochs", "workers"):
-            if int(getattr(self, name)) < 0:
-                raise FacedetError(f"{name} must not be negative")
-        for name in ("prune_every", "batch_size", "sample_images"):
-            if int(getattr(self, name)) < 1:
-                raise FacedetError(f"{name} must be at least 1")
         if self.epochs + self.finetune_epochs < 1:
             raise FacedetError("nothing to train: epochs and finetune_epochs are both 0")
-        if self.crop_size < 64 or self.crop_size % 32:
-            raise FacedetError(f"crop_size must be a multiple of 32 and at least 64, got {self.crop_size}")
+        if self.crop_size % 32:
+            raise FacedetError(f"crop_size must be a multiple of 32, got {self.crop_size}")
         if self.optimizer not in ("auto", "sgd", "adam"):
             raise FacedetError(f"optimizer must be auto, sgd or adam, not {self.optimizer!r}")
-        if self.max_images is not None and self.max_images < 1:
-            raise FacedetError("max_images must be at least 1")
         if self.wider and self.photos:
             raise FacedetError("train on WIDER FACE or on photos, not both")
         if self.photos and not self.distill:
             raise FacedetError("photos have no labels: training on them needs distillation (distill=True)")
-        if int(self.crops_per_photo) < 1 or int(self.ramp_epochs) < 0:
-            raise FacedetError("crops_per_photo must be at least 1 and ramp_epochs not negative")
-        for name in ("face_crops",):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                raise FacedetError(f"{name} must be between 0 and 1")
-        for name in ("distill_conf", "distill_loc", "distill_features", "label_loss"):
-            if not float(getattr(self, name)) >= 0.0:
-                raise FacedetError(f"{name} must be a number of at least 0")
-        if not float(self.distill_temperature) > 0.0:
-            raise FacedetError("distill_temperature must be above 0")
+
+    def _check_numbers(self):
+        """Every numeric setting made its type and checked against ``NUMBER_RANGES``; the tuples
+        element by element; None is allowed where it is the default (max_images ...)."""
+        defaults = {f.name: f.default for f in fields(self)}
+        for name, (kind, *bounds) in NUMBER_RANGES.items():
+            value = getattr(self, name)
+            if value is None and defaults[name] is None:
+                continue
+            is_tuple = isinstance(defaults[name], tuple)
+            if is_tuple and not isinstance(value, (tuple, list)):
+                raise FacedetError(f"{name} must be a list of numbers, got {value!r}")
+            checked = tuple(_as_number(name, v, kind) for v in (value if is_tuple else (value,)))
+            for v in checked:
+                problem = range_problem(v, *bounds)
+                if problem:
+                    raise FacedetError(f"{name} {problem}, got {v:g}")
+            setattr(self, name, checked if is_tuple else checked[0])
 
     @property
     def schedule(self):
@@ -140,7 +161,21 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data):
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (TypeError, ValueError) as err:  # wrong kinds of values in a saved or hand-made config
+            raise FacedetError(f"invalid training settings: {err}") from None
+
+
+def _as_number(name, value, kind):
+    """``value`` as ``kind``: ints may come as whole floats (JSON, the app's widgets), not as text."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise FacedetError(f"{name} must be a number, got {value!r}")
+    if kind is int and not isinstance(value, numbers.Integral):
+        if not float(value).is_integer():
+            raise FacedetError(f"{name} must be a whole number, got {float(value):g}")
+        return int(value)
+    return int(value) if kind is int else float(value)
 
 
 @dataclass
@@ -201,13 +236,15 @@ class _Trainer:
     def __init__(self, config, run_dir, resume, progress, cancel, store, dist):
         self.dist = dist
         self.device = dist.device
-        self.config, state = _prepare_run_dir(config, run_dir, resume, dist.is_main)
+        self.config, state = _prepare_run_dir(config, run_dir, resume)
         self.run_dir = run_dir
         self.progress = progress or (lambda event: None)
         self.cancel = cancel
         self.store = store
         self.schedule = self.config.schedule
         self.net = _initial_model(self.config, state).to(self.device)
+        if not resume and dist.is_main:
+            _write_config(self.config, run_dir)  # after the model loads: a bad checkpoint leaves no run behind
         self.model = dist.wrap(self.net)
         self.optimizer = _optimizer(self.config, self.net)
         self.amp = bool(self.config.amp and self.device.type == "cuda")
@@ -335,7 +372,7 @@ class _Trainer:
         if self.slimming and self.config.slimming_lambda:
             loss = loss + self.config.slimming_lambda * sum(bn.weight.abs().sum() for bn in self.slimming)
         if not torch.isfinite(loss):
-            raise FloatingPointError("the training loss is not finite; try a lower learning rate")
+            raise TrainingDiverged("the training loss is not finite; try a lower learning rate")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if frozen and self.masks is not None:
@@ -356,6 +393,10 @@ class _Trainer:
         zero_optimizer_state(self.optimizer, self.net, self.masks)
 
     def _after_epoch(self, epoch, record):
+        bad = first_non_finite(self.net.state_dict())
+        if bad is not None:  # never saved: a resumed run would go on from broken weights
+            raise TrainingDiverged(f"training diverged in epoch {epoch + 1} ({bad} is not finite); "
+                                   "try a lower learning rate")
         self.history.append(record)
         if not self.dist.is_main:
             self.dist.barrier()
@@ -411,22 +452,17 @@ class _Trainer:
             self.store.finish_run(self.run_id, status, message, **figures)
 
 
-def _prepare_run_dir(config, run_dir, resume, is_main):
-    """``(config, state or None)``: a fresh run directory, or the saved state of a resumed one."""
-    config_file, state_file = run_dir / CONFIG_FILE, run_dir / STATE_FILE
+def _prepare_run_dir(config, run_dir, resume):
+    """``(config, state or None)``: the config of a fresh run (its directory is checked; written by
+    ``_write_config``), or the saved config and state of a resumed one."""
+    state_file = run_dir / STATE_FILE
     if not resume:
         if state_file.exists():
             raise DataError(f"{run_dir} already holds a run: pass --resume to continue it, or pick another --run-dir")
-        if is_main:
-            try:
-                run_dir.mkdir(parents=True, exist_ok=True)
-                config_file.write_text(json.dumps(config.to_dict(), indent=1))
-            except OSError as err:
-                raise DataError(f"cannot write into the run directory {run_dir}: {err.strerror or err}") from None
+        if run_dir.exists() and not run_dir.is_dir():
+            raise DataError(f"the run directory {run_dir} is a file")
         return config, None
-    if not config_file.is_file():
-        raise DataError(f"nothing to resume in {run_dir} (no {CONFIG_FILE})")
-    saved = TrainConfig.from_dict(json.loads(config_file.read_text()))
+    saved = TrainConfig.from_dict(read_saved_config(run_dir))
     if config is not None:
         different = [name for name, value in config.to_dict().items()
                      if name not in RESUMABLE_CHANGES and saved.to_dict()[name] != value]
@@ -440,6 +476,31 @@ def _prepare_run_dir(config, run_dir, resume, is_main):
     except Exception as err:
         raise DataError(f"{state_file} is unreadable ({type(err).__name__}); the run cannot be resumed") from None
     return saved, state
+
+
+def _write_config(config, run_dir):
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=1))
+    except OSError as err:
+        raise DataError(f"cannot write into the run directory {run_dir}: {err.strerror or err}") from None
+
+
+def read_saved_config(run_dir):
+    """The settings saved in a run directory's config.json, as a dict; DataError (one line) when
+    there is none or it is damaged (empty, not JSON, not an object)."""
+    config_file = Path(run_dir) / CONFIG_FILE
+    if not config_file.is_file():
+        raise DataError(f"nothing to resume in {run_dir} (no {CONFIG_FILE})")
+    try:
+        saved = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or type(err).__name__
+        raise DataError(f"{config_file} is unreadable or not JSON ({reason}); the run cannot be resumed") from None
+    if not isinstance(saved, dict):
+        raise DataError(f"{config_file} holds a JSON {type(saved).__name__}, not the run's settings; "
+                        "the run cannot be resumed")
+    return saved
 
 
 def _initial_model(config, state):

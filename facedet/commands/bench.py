@@ -2,6 +2,7 @@
 
 import json
 
+from facedet import cli_types
 from facedet.commands import add_backend_option
 
 
@@ -9,12 +10,12 @@ def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text, description=help_text)
     p.add_argument("weights", help="registry name or checkpoint path")
     p.add_argument("--size", default="640x480", type=_size, help="input WxH (default 640x480)")
-    p.add_argument("--runs", type=int, default=20, help="timed runs after warm-up (default 20)")
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--runs", type=cli_types.positive_int, default=20, help="timed runs after warm-up (default 20)")
+    p.add_argument("--warmup", type=cli_types.non_negative_int, default=3, help="untimed runs first (default 3)")
     p.add_argument("--image", help="photo to time on, resized to --size (default: a real group photo from assets/photos;"
                                    " on random noise NMS would dominate)")
-    p.add_argument("--threads", type=int, help="CPU threads (default: torch's default here)")
-    p.add_argument("--threshold", type=float, default=0.5,
+    p.add_argument("--threads", type=cli_types.positive_int, help="CPU threads (default: torch's default here)")
+    p.add_argument("--threshold", type=cli_types.probability, default=0.5,
                    help="score kept, as in detect (default 0.5; 0.05 is what WIDER FACE evaluation keeps)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     add_backend_option(p)
@@ -36,13 +37,8 @@ def _size(text):
 
 def run(args):
     from facedet.detector import load_detector
-    from facedet.errors import FacedetError
 
-    if args.runs < 1:
-        raise FacedetError("--runs must be at least 1")
     if args.threads is not None:
-        if not 1 <= args.threads <= 256:
-            raise FacedetError("--threads must be between 1 and 256")
         import torch
 
         torch.set_num_threads(args.threads)  # before loading: ONNX Runtime sessions take it at creation
@@ -54,9 +50,7 @@ def run(args):
     detector = load_detector(args.weights, device=args.device, backend=args.backend)
     from facedet.latency import describe, measure_latency
 
-    if not 0 <= args.threshold <= 1:
-        raise FacedetError("--threshold must be between 0 and 1")
-    stats = measure_latency(detector, *args.size, runs=args.runs, warmup=max(args.warmup, 0), image=image,
+    stats = measure_latency(detector, *args.size, runs=args.runs, warmup=args.warmup, image=image,
                             progress=not args.json, threshold=args.threshold)
     if args.json:
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()}))

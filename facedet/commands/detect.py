@@ -3,6 +3,7 @@
 import json
 import sys
 
+from facedet import cli_types
 from facedet.weights import DISPLAY_NAMES
 
 from facedet.commands import add_backend_option
@@ -13,25 +14,15 @@ def register(subparsers, name, help_text):
     p.add_argument("image", help="image file (JPEG, PNG, BMP, WebP, TIFF ...)")
     p.add_argument("--weights", default="eresfd", help="registry name (eresfd, extd, extd-fpgm-10 ...) or checkpoint path (default: eresfd)")
     p.add_argument("--detector", choices=tuple(DISPLAY_NAMES), help="expected architecture (checked against the file)")
-    p.add_argument("--scale", type=_positive_float, help="resize factor before inference (default: automatic)")
-    p.add_argument("--threshold", type=float, default=0.5, help="minimum score (default 0.5)")
+    p.add_argument("--scale", type=cli_types.scale,
+                   help=f"resize factor before inference, up to {cli_types.MAX_SCALE:g} (default: automatic); "
+                        "the network input stays within 4096 px a side")
+    p.add_argument("--threshold", type=cli_types.probability, default=0.5, help="minimum score, 0-1 (default 0.5)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     add_backend_option(p)
     p.add_argument("--json", action="store_true", help="print only a JSON array of {box, score}")
     p.add_argument("--out", help="write the image with boxes and scores drawn to this file")
     p.set_defaults(run=run)
-
-
-def _positive_float(text):
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 16:
-        raise argparse.ArgumentTypeError("must be in (0, 16]")
-    return value
 
 
 def run(args):

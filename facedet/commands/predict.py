@@ -2,10 +2,11 @@
 
 import shutil
 import sys
+from pathlib import Path
 
-from facedet.weights import DISPLAY_NAMES
-
+from facedet import cli_types
 from facedet.commands import add_backend_option
+from facedet.weights import DISPLAY_NAMES
 
 
 def register(subparsers, name, help_text):
@@ -17,9 +18,11 @@ def register(subparsers, name, help_text):
     p.add_argument("--protocol", default="single", choices=("single", "paper"),
                    help="single: one pass at the automatic scale; paper: the authors' multi-scale + flip "
                         "test with box voting (Tables 1-2; about 5x slower)")
-    p.add_argument("--scale", type=float, help="fixed scale for the single protocol (default: automatic)")
+    p.add_argument("--scale", type=cli_types.scale,
+                   help=f"fixed scale for the single protocol, up to {cli_types.MAX_SCALE:g} (default: automatic); "
+                        "the network input stays within 4096 px a side")
     p.add_argument("--out", required=True, help="submission folder to write (<event>/<image>.txt)")
-    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--limit", type=cli_types.positive_int, help="only the first N images")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     add_backend_option(p)
     p.set_defaults(run=run)
@@ -27,21 +30,29 @@ def register(subparsers, name, help_text):
 
 def run(args):
     from facedet.errors import DataError
-    from facedet.wider.layout import split_images
-    from facedet.wider.layout import MARKER, NOTICE, is_sample_set
+    from facedet.wider.layout import MARKER, NOTICE, is_sample_set, load_image, split_images
 
-    if args.scale is not None and (args.protocol != "single" or not 0 < args.scale <= 16):
-        raise DataError("--scale must be in (0, 16] and only goes with --protocol single")
-    if args.limit is not None and args.limit < 1:
-        raise DataError("--limit must be at least 1")
-    split_images(args.wider, args.split)  # bad paths are reported before the model loads
+    if args.scale is not None and args.protocol != "single":
+        raise DataError("--scale only goes with --protocol single (the paper protocol has its own scales)")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file; give a folder for the submission (<event>/<image>.txt)")
+    images = split_images(args.wider, args.split)  # bad paths are reported before the model loads
     from facedet.detector import load_detector
     from facedet.wider.protocols import predict_split
 
+    detector = load_detector(args.weights, detector=args.detector, device=args.device, backend=args.backend)
+    if args.scale is not None:
+        # A scale unusable for the split's images (they are alike) is refused before the run starts.
+        first = load_image(images[0][1])
+        detector.scale_for(*first.shape[:2], args.scale)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file on the way (a/b with a a file), no permission ...
+        raise DataError(f"cannot make the --out folder {out}: {err.strerror or err}") from None
     sample = is_sample_set(args.wider)
     if sample:
         print(NOTICE, file=sys.stderr)
-    detector = load_detector(args.weights, detector=args.detector, device=args.device, backend=args.backend)
     predictions = predict_split(detector, args.wider, args.split, protocol=args.protocol, out_dir=args.out,
                                 limit=args.limit, progress=True, scale=args.scale)
     if sample:

@@ -11,6 +11,7 @@ numeric or logical array as a numpy array of its shape (column-major order, as M
 
 import math
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -44,11 +45,15 @@ def read_mat(path, names):
 
 def _read_with_scipy(path, names):
     import scipy.io
+    from scipy.io.matlab import MatReadError
 
     try:
-        return scipy.io.loadmat(str(path), variable_names=list(names))
-    except (OSError, ValueError, TypeError, NotImplementedError) as err:
-        raise DataError(f"{path} cannot be read as a MAT file ({err})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SciPy's warnings about odd files: the error says it
+            return scipy.io.loadmat(str(path), variable_names=list(names))
+    except (MatReadError, OSError, ValueError, TypeError, NotImplementedError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise DataError(f"{path} cannot be read as a MAT file ({reason[:100]})") from None
 
 
 def _read_native(path, names):
@@ -56,6 +61,8 @@ def _read_native(path, names):
         raw = open(path, "rb").read()
     except OSError as err:
         raise DataError(f"cannot read {path} ({err.strerror})") from None
+    if not raw:
+        raise DataError(f"{path} is empty; is it a WIDER FACE ground-truth file?")
     if len(raw) < _HEADER_BYTES or not raw.startswith(b"MATLAB 5.0 MAT-file"):
         raise Unsupported
     if raw[126:128] != b"IM":  # little-endian marker; anything else goes to SciPy

@@ -105,7 +105,15 @@ def paper_detect(detector, image):
 
 
 def detect_at(detector, image, scale):
-    """One pass at ``scale``, boxes mapped back by (network input size / scale) like the authors."""
+    """One pass at ``scale``, boxes mapped back by (network input size / scale) like the authors.
+
+    A pass whose network input would be thinner than the detector's minimum finds nothing (a
+    small image's shrunk pass): the other passes still see the image.
+    """
+    from facedet.detector import MIN_SIDE, input_size
+
+    if min(input_size(*image.shape[:2], scale)) < MIN_SIDE:
+        return np.zeros((0, 5))
     return detector.detect(image, scale, SCORE_THRESHOLD, map_by_input=True).astype(np.float64)
 
 

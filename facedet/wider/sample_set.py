@@ -47,12 +47,17 @@ KINDS = (
 IMAGE_SIZES = ((480, 360), (400, 400), (360, 480))  # (width, height)
 
 
-def write_sample_set(out_dir, images=20, seed=0):
-    """Write the sample set (``images`` validation and ``images`` training images) into ``out_dir``."""
+def write_sample_set(out_dir, images=20, seed=0, force=False):
+    """Write the sample set (``images`` validation and ``images`` training images) into ``out_dir``:
+    a new or empty folder, or a sample set (rewritten); any other folder only with ``force``."""
     if images < 1:
         raise DataError("the sample set needs at least one image")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_target(out_dir, force)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file on the way, no permission ...
+        raise DataError(f"cannot make the folder {out_dir}: {err.strerror or err}") from None
     heads = [_load_head(name, box) for name, box in SOURCES.items()]
     rng = np.random.default_rng(seed)
     for split in ("train", "val"):
@@ -70,6 +75,18 @@ def write_sample_set(out_dir, images=20, seed=0):
         encoding="utf-8",
     )
     return out_dir
+
+
+def check_target(out_dir, force=False):
+    """DataError unless ``out_dir`` is absent, an empty folder or a sample set (or ``force``):
+    the sample set's files would mix with, or overwrite, whatever the folder holds."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir} is a file; give a folder for the sample set")
+    if force or not out_dir.is_dir() or (out_dir / MARKER).is_file():
+        return
+    if any(out_dir.iterdir()):
+        raise DataError(f"{out_dir} is not empty and is not a sample set; pick a new folder or pass --force")
 
 
 def _load_head(name, face):

@@ -2,23 +2,21 @@
 
 import json
 
+from facedet import cli_types
+
 
 def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text, description=help_text)
     p.add_argument("checkpoint", help="a masked checkpoint (path or registry name, e.g. eresfd-fpgm-50)")
     p.add_argument("--out", required=True, help="where to save the compact checkpoint")
     p.add_argument("--onnx", help="also export the compact model to this ONNX file (checked with ONNX Runtime)")
-    p.add_argument("--runs", type=int, default=10, help="timed CPU runs per latency figure (default 10)")
-    p.add_argument("--threads", type=int, help="CPU threads for the latency figures (default: all)")
+    p.add_argument("--runs", type=cli_types.positive_int, default=10, help="timed CPU runs per latency figure (default 10)")
+    p.add_argument("--threads", type=cli_types.positive_int, help="CPU threads for the latency figures (default: all)")
     p.add_argument("--json", action="store_true", help="print only JSON")
     p.set_defaults(run=run)
 
 
 def run(args):
-    from facedet.errors import FacedetError
-
-    if args.runs < 1:
-        raise FacedetError("--runs must be at least 1")
     from tqdm import tqdm
 
     from facedet.weights import load_model

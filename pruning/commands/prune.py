@@ -2,14 +2,17 @@
 
 import json
 
+from facedet import cli_types
+
 
 def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text, description=help_text)
     p.add_argument("--weights", required=True, help="registry name (extd, eresfd ...) or checkpoint path")
     p.add_argument("--criterion", required=True, help="fpgm, l1, l2, taylor, random or slimming")
-    p.add_argument("--rate", required=True, type=float, help="share of each prunable layer's filters to remove")
+    p.add_argument("--rate", required=True, type=cli_types.finite_float,
+                   help="share of each prunable layer's filters to remove (at least 0, below 1)")
     p.add_argument("--out", help="save the masked model here (a checkpoint facedet loads)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random criterion (default 0)")
+    p.add_argument("--seed", type=cli_types.seed, default=0, help="seed of the random criterion (default 0)")
     p.add_argument("--json", action="store_true", help="print only JSON")
     p.set_defaults(run=run)
 

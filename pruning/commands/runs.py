@@ -3,12 +3,14 @@
 import json
 import sys
 
+from facedet import cli_types
+
 
 def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text, description=help_text)
     p.add_argument("--status", choices=("running", "finished", "cancelled", "failed", "crashed"))
-    p.add_argument("--show", type=int, metavar="ID", help="one run in full, with its epochs")
-    p.add_argument("--delete", type=int, metavar="ID", help="delete a run from the store (its files stay)")
+    p.add_argument("--show", type=cli_types.positive_int, metavar="ID", help="one run in full, with its epochs")
+    p.add_argument("--delete", type=cli_types.positive_int, metavar="ID", help="delete a run from the store (its files stay)")
     p.add_argument("--csv", metavar="FILE", help="export every run to a CSV file ('-': standard output)")
     p.add_argument("--results-db", help="results store file (default: $PRUNING_RESULTS_DB or the data folder)")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -11,6 +11,8 @@ import json
 import os
 import sys
 
+from facedet import cli_types
+
 
 # Help per TrainConfig field; the options themselves are generated from the fields.
 HELP = {
@@ -62,7 +64,7 @@ def register(subparsers, name, help_text):
     from dataclasses import fields
 
     from pruning.presets import PRESETS
-    from pruning.train import TrainConfig
+    from pruning.train import NUMBER_RANGES, TrainConfig
 
     p = subparsers.add_parser(name, help=help_text, description=__doc__.splitlines()[0])
     p.add_argument("--run-dir", required=True, help="folder for the run's state and models")
@@ -75,11 +77,14 @@ def register(subparsers, name, help_text):
         kind = type(field.default) if field.default is not None else (int if field.name.endswith(("images", "threads")) else str)
         if field.name in ("rate",) or kind is float:
             kind = float
+        # Numbers are range-checked as they are parsed (TrainConfig checks the same ranges again).
+        number = cli_types.number(*NUMBER_RANGES[field.name]) if field.name in NUMBER_RANGES else cli_types.finite_float
         if kind is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP.get(field.name))
         elif kind is tuple:
-            number = float if any(isinstance(v, float) for v in field.default) else int
             p.add_argument(flag, type=number, nargs="*", default=None, help=HELP.get(field.name))
+        elif kind in (int, float):
+            p.add_argument(flag, type=number, default=None, help=HELP.get(field.name))
         else:
             p.add_argument(flag, type=kind, default=None, choices=CHOICES.get(field.name), help=HELP.get(field.name))
     # Older spellings.
@@ -93,22 +98,21 @@ def run(args):
     from dataclasses import fields
     from pathlib import Path
 
+    from facedet.detector import pick_device
     from facedet.errors import DataError
     from pruning.presets import preset_config
-    from pruning.train import CONFIG_FILE, TrainConfig
+    from pruning.train import TrainConfig, read_saved_config
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
     run_dir = Path(args.run_dir)
     if args.resume:
-        if not (run_dir / CONFIG_FILE).is_file():
-            raise DataError(f"nothing to resume in {run_dir} (no {CONFIG_FILE})")
-        saved = json.loads((run_dir / CONFIG_FILE).read_text())
-        config = TrainConfig.from_dict({**saved, **given})
+        config = TrainConfig.from_dict({**read_saved_config(run_dir), **given})
     else:
         missing = [f"--{name}" for name in ("detector", "criterion", "rate") if name not in given]
         if missing:
             raise DataError(f"a new run needs {', '.join(missing)}")
         config = preset_config(args.preset, **given)
+    pick_device(config.device)  # an unknown or absent device is reported before any work
     from pruning.store import ResultsStore
     from pruning.train import train
 
