@@ -21,20 +21,28 @@ def oneshot_key(arch, criterion, rate):
     return f"oneshot:{arch}:{criterion}:{rate:.2f}"
 
 
+# The pages detect on photos of every size and switch models often: PyTorch (BatchNorm folded) is
+# ready at once, while ONNX Runtime costs an export per model (0.5-1 s) and a slow first run at
+# each new input size, more than its faster steady state saves on one photo (measured with
+# benchmarks/bench_compare_page.py). Latency figures use the faster steady state (``timed``).
+INTERACTIVE_BACKEND = "torch"
+
+
 @st.cache_resource(max_entries=24, show_spinner="Loading the model…")
-def detector(model_key):
+def detector(model_key, backend=INTERACTIVE_BACKEND):
     """The facedet Detector for a model key (raises facedet errors for unusable checkpoints)."""
     from facedet.detector import Detector, load_detector
 
     kind, _, rest = model_key.partition(":")
     if kind in ("published", "file"):
-        return load_detector(rest, device="auto")
+        return load_detector(rest, device="auto", backend=backend)
     if kind == "oneshot":
         from app_support.engine import one_shot
 
         arch, criterion, rate = rest.split(":")
         base = detector(published_key(arch))
-        return Detector(one_shot(base.model, criterion, float(rate)), arch, base.config, device="auto")
+        return Detector(one_shot(base.model, criterion, float(rate)), arch, base.config, device="auto",
+                        backend=backend)
     raise ValueError(f"unknown model key {model_key!r}")
 
 
@@ -84,7 +92,7 @@ def latency(model_key, runs=5):
     """Median end-to-end latency (ms) at 640x480 on this machine, as ``facedet bench`` measures it."""
     from facedet.latency import measure_latency
 
-    return measure_latency(detector(model_key), runs=runs, warmup=1)["ms"]
+    return measure_latency(detector(model_key, backend="auto"), runs=runs, warmup=1)["ms"]
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the model over the evaluation images…")

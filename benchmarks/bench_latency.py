@@ -53,6 +53,19 @@ def yunet_ms(path, image_rgb, runs, warmup=3):
     return statistics.median(samples)
 
 
+class UnfoldedNetwork:
+    """The network as it ran before the backends: the loaded model as is (BatchNorm unfolded,
+    channels first, subnormal weights kept). For the dense rows' "before" figure."""
+
+    name = "before"
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, x):
+        return self.model(x)
+
+
 def random_nms_ms(candidates=5000, runs=5):
     rng = np.random.default_rng(0)
     xy = rng.uniform(0, 1, (candidates, 2))
@@ -124,6 +137,11 @@ def main():
 
             forms.append((" compact", compact_model(model).model.eval()))
         runs = args.runs if ckpt.arch == "eresfd" else max(3, args.runs // 3)
+        if not PRETRAINED[name].rate:
+            detector = Detector(model, ckpt.arch, device="cpu", backend="torch")
+            detector.network = UnfoldedNetwork(model)
+            stats = measure_latency(detector, width, height, runs=runs, warmup=2, image=image, threshold=args.threshold)
+            show({"model": name + " (network as before)", "backend": "eager", **{k: stats[k] for k in ("ms", "pre_ms", "network_ms", "post_ms")}})
         for suffix, m in forms:
             for backend in args.backends:
                 stats = measure_latency(Detector(m, ckpt.arch, device="cpu", backend=backend), width, height,

@@ -114,7 +114,7 @@ for column, ((title, subtitle), *_) in zip(st.columns(2, gap="medium"), sides):
     column.subheader(title)
     column.caption(subtitle)
 for column, (_, _, _, _, draw) in zip(st.columns(2, gap="medium"), sides):
-    column.image(draw(shown, factor), width="stretch")
+    column.image(draw(shown, factor), width="stretch", output_format="JPEG")  # JPEG: encoded and sent faster
 for side, (column, (_, key, dets, ms, draw)) in enumerate(zip(st.columns(2, gap="medium"), sides)):
     with column:
         total, nonzero = cached.parameter_count(key)

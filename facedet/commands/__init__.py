@@ -4,7 +4,7 @@
 BACKENDS = ("auto", "torch", "onnx")
 
 
-def add_backend_option(parser):
+def add_backend_option(parser, auto="whichever measures faster for the model here"):
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
-                        help="network runtime: torch (eager, BatchNorm folded), onnx (ONNX Runtime, CPU) "
-                             "or auto (whichever measures faster for the model here; default)")
+                        help=f"network runtime: torch (eager, BatchNorm folded), onnx (ONNX Runtime, CPU) "
+                             f"or auto ({auto}; default)")

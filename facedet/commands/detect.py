@@ -19,7 +19,7 @@ def register(subparsers, name, help_text):
                         "the network input stays within 4096 px a side")
     p.add_argument("--threshold", type=cli_types.probability, default=0.5, help="minimum score, 0-1 (default 0.5)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    add_backend_option(p)
+    add_backend_option(p, auto="torch: for one photo, exporting to ONNX Runtime costs more than it saves")
     p.add_argument("--json", action="store_true", help="print only a JSON array of {box, score}")
     p.add_argument("--out", help="write the image with boxes and scores drawn to this file")
     p.set_defaults(run=run)
@@ -31,7 +31,9 @@ def run(args):
     image = read_image(args.image)  # before importing torch: bad input is refused at once
     from facedet.detector import load_detector
 
-    detector = load_detector(args.weights, detector=args.detector, device=args.device, backend=args.backend)
+    # One photo: an ONNX export (0.5-1 s) and ORT's first run at a new size cost more than they save.
+    backend = "torch" if args.backend == "auto" else args.backend
+    detector = load_detector(args.weights, detector=args.detector, device=args.device, backend=backend)
     dets = detector.detect(image, scale=args.scale, threshold=args.threshold)
     if args.out:
         write_image(args.out, draw_detections(image, dets))
