@@ -3,7 +3,8 @@
 The student learns the teacher's outputs on the very crops it trains on, so no labels are needed:
 
 - ``conf``: the teacher's face probability on every prior, background included, as a binary
-  KL divergence at temperature ``T`` (times T², Hinton et al.), summed over priors;
+  KL divergence at temperature ``T`` (times T², Hinton et al.), summed over priors (those the
+  teacher calls faces ``face_weight`` times: they are a few dozen among thousands);
 - ``loc``: smooth-L1 to the teacher's box regression on the priors where the teacher is
   confident (face probability >= ``loc_threshold``);
 - ``features`` (optional): mean squared error between the maps both models feed their detection
@@ -29,6 +30,7 @@ class DistillWeights:
     features: float = 0.0
     temperature: float = 1.0
     loc_threshold: float = 0.5
+    face_weight: float = 1.0  # how much more a prior the teacher calls a face counts in ``conf``
 
 
 class HeadInputs:
@@ -78,6 +80,8 @@ def distillation_loss(student, teacher, weights=DistillWeights(), student_maps=N
     kl = (torch.xlogy(t_prob, t_prob) - t_prob * s_log_prob).sum(dim=-1)
     confident = torch.softmax(t_conf, dim=-1)[..., 1] >= weights.loc_threshold
     denominator = max(int(confident.sum()), s_loc.shape[0])
+    if weights.face_weight != 1.0:
+        kl = torch.where(confident, kl * weights.face_weight, kl)
     terms = {"conf": weights.conf * temperature**2 * kl.sum() / denominator}
     if confident.any():
         terms["loc"] = weights.loc * F.smooth_l1_loss(s_loc[confident], t_loc[confident], reduction="sum") / denominator

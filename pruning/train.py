@@ -48,7 +48,7 @@ NUMBER_RANGES = {
     "batch_size": (int, 1), "crop_size": (int, 64, 4096), "workers": (int, 0), "crops_per_photo": (int, 1),
     "face_crops": (float, 0.0, 1.0), "photo_zoom": (float, -4.0, 4.0),
     "distill_conf": (float, 0.0), "distill_loc": (float, 0.0), "distill_features": (float, 0.0),
-    "distill_temperature": (float, 0.0, None, True), "label_loss": (float, 0.0),
+    "distill_temperature": (float, 0.0, None, True), "distill_face_weight": (float, 0.0), "label_loss": (float, 0.0),
     "sample_images": (int, 1), "max_images": (int, 1), "seed": (int, 0, MAX_SEED), "slimming_lambda": (float, 0.0),
     "eval_images": (int, 1), "threads": (int, 1),
 }
@@ -89,6 +89,7 @@ class TrainConfig:
     distill_loc: float = 1.0  # weight: teacher box regression where it is confident
     distill_features: float = 0.0  # weight: the maps fed to the detection heads
     distill_temperature: float = 1.0
+    distill_face_weight: float = 1.0  # the teacher's face priors count this many times in the probabilities
     freeze_batchnorm: bool = False  # BatchNorm keeps its running statistics (small batches: batch statistics mislead)
     label_loss: float = 1.0  # weight of the MultiBox loss on labelled data (WIDER FACE, sample set)
     holdout: str | None = None  # photos for the agreement with the teacher (default: the held-out samples)
@@ -150,7 +151,8 @@ class TrainConfig:
     def distill_weights(self):
         from pruning.distill import DistillWeights
 
-        return DistillWeights(self.distill_conf, self.distill_loc, self.distill_features, self.distill_temperature)
+        return DistillWeights(self.distill_conf, self.distill_loc, self.distill_features, self.distill_temperature,
+                              face_weight=self.distill_face_weight)
 
     def to_dict(self):
         data = asdict(self)

@@ -44,6 +44,7 @@ HELP = {
     "distill_loc": "weight of the teacher's boxes where it is confident",
     "distill_features": "weight of the teacher's detection maps (0: off)",
     "distill_temperature": "temperature of the face probabilities",
+    "distill_face_weight": "how many times the priors the teacher calls faces count in the probabilities",
     "freeze_batchnorm": "keep BatchNorm running statistics fixed while training",
     "label_loss": "weight of the MultiBox loss on labelled data",
     "holdout": "photos for the agreement with the teacher (default: the project's held-out photos)",
