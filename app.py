@@ -43,6 +43,14 @@ def home():
     right.metric("Results store", location.name if location else "not available")
     right.caption(f"SQLite file: {location}" if location else "The pruning engine (package `pruning`) is not installed.")
 
+    with st.expander("Where things are kept on this machine"):
+        from pruning.paths import locations
+
+        st.markdown("\n".join(f"- **{part}**: `{path}`" for part, path in locations().items())
+                    + f"\n- **downloaded weights**: `{cache_dir()}`")
+        st.caption("All under PRUNING_DATA_DIR unless moved one by one (PRUNING_RESULTS_DB, PRUNING_SESSIONS_DIR, "
+                   "PRUNING_UPLOADS_DIR); weights under FACEDET_CACHE_DIR. See the README's set-up section.")
+
     st.subheader("Pages")
     for path, title, icon, text in PAGES[1:]:
         st.page_link(path, label=f"**{title}** — {text}", icon=icon)

@@ -89,6 +89,7 @@ def table_key(prefix, run_ids):
 
 
 def delete_runs(run_ids):
+    _refuse_when_read_only()
     store = open_store()
     for run_id in run_ids:
         store.delete_run(int(run_id))
@@ -170,6 +171,7 @@ def start_session(detector, criterion, rate, data="photos", photos=None, wider_r
     """Queue a prune-and-fine-tune session of the quick preset; returns its id. ``data``: photos
     (``photos`` folder, default the project's sample photos), sample (the generated set) or wider.
     ``options``: TrainConfig settings that differ from the preset."""
+    _refuse_when_read_only()
     from pruning import SessionConfig
 
     config = SessionConfig(detector=detector, criterion=criterion, rate=rate, data=data, photos=photos,
@@ -179,6 +181,7 @@ def start_session(detector, criterion, rate, data="photos", photos=None, wider_r
 
 def save_uploads(files):
     """Write uploaded photos (``(name, bytes)`` pairs) into a fresh folder; returns it."""
+    _refuse_when_read_only()
     import re
     import tempfile
 
@@ -198,4 +201,13 @@ def sessions():
 
 
 def cancel_session(session_id):
+    _refuse_when_read_only()
     session_queue().cancel(session_id)
+
+
+def _refuse_when_read_only():
+    from app_support.page import READ_ONLY_NOTE, read_only
+    from facedet.errors import FacedetError
+
+    if read_only():
+        raise FacedetError(READ_ONLY_NOTE)

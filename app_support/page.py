@@ -1,5 +1,7 @@
 """Common page set-up: wide layout, large plain headings for a projector, and the navigation."""
 
+import os
+
 import pandas  # noqa: F401  (see below)
 import streamlit as st
 
@@ -21,12 +23,28 @@ PAGES = [
 ]
 
 
+def read_only():
+    """``FACEDET_READ_ONLY=1``: for a server others reach over the network, nothing is started,
+    cancelled, deleted or written (comparing, browsing and charts still work)."""
+    return os.environ.get("FACEDET_READ_ONLY", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+READ_ONLY_NOTE = "Read-only mode (FACEDET_READ_ONLY): sessions cannot be started, cancelled or deleted here."
+
+
+def upload_limit():
+    """A line stating the server's upload limit (``server.maxUploadSize``, MB)."""
+    return f"Up to {st.get_option('server.maxUploadSize')} MB per file."
+
+
 def setup(title, subtitle):
     st.set_page_config(page_title=f"{title} · {APP_NAME}", page_icon=":material/face:", layout="wide")
     with st.sidebar:
         for path, label, icon, _ in PAGES:
             st.page_link(path, label=label, icon=icon)
         st.divider()
+        if read_only():
+            st.info(READ_ONLY_NOTE, icon=":material/lock:")
     st.title(title)
     st.markdown(f"#### {subtitle}")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_support import cached
-from app_support.page import legend, setup
+from app_support.page import legend, setup, upload_limit
 from app_support import engine
 from app_support.engine import DETECTORS, criterion_label, oneshot_criteria, session_checkpoints
 from facedet.compare import match_detections
@@ -32,7 +32,7 @@ setup("Compare", "The original detector against a pruned one, on the same photo 
 # ---- choices -------------------------------------------------------------------------------
 with st.sidebar:
     st.header("Photo")
-    upload = st.file_uploader("Upload a photo", key="upload")
+    upload = st.file_uploader("Upload a photo", key="upload", help=upload_limit())
     sample = st.selectbox("…or pick a sample", list(SAMPLES), index=list(SAMPLES).index(DEFAULT_SAMPLE),
                           key="sample", disabled=upload is not None)
     st.header("Models")

@@ -8,9 +8,9 @@ import streamlit as st
 
 from app_support import engine
 from app_support.engine import DETECTORS
-from app_support.page import setup
+from app_support.page import read_only, setup, upload_limit
 from facedet.errors import FacedetError
-from pruning.paths import data_roots
+from pruning.paths import data_roots, wider_roots
 from pruning.presets import preset_settings
 
 IMAGE_TYPES = ("jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff")
@@ -35,7 +35,7 @@ DATA = {
     "upload": "My photos (upload several; unlabelled, distilled)",
     "folder": "A photo folder on this server (from the allowed data roots)",
     "sample": "Generated sample set (labelled; NOT WIDER FACE, numbers not comparable)",
-    "wider": "WIDER FACE (give its root folder)",
+    "wider": "WIDER FACE (a root configured on the server: FACEDET_WIDER_ROOTS)",
 }
 
 form, board = st.columns([2, 3], gap="large")
@@ -49,12 +49,14 @@ with form:
                                 format_func=lambda r: f"{r} %", key="prune_rate")
         data = st.radio("Training data", list(DATA), format_func=DATA.get, key="prune_data")
         uploads = st.file_uploader("Photos to train on (for 'My photos')", type=list(IMAGE_TYPES),
-                                   accept_multiple_files=True, key="prune_uploads")
+                                   accept_multiple_files=True, key="prune_uploads", help=upload_limit())
         roots = data_roots()
         folder = st.selectbox("Photo folder (for 'A photo folder'; set FACEDET_DATA_ROOTS to offer others)",
                               roots, format_func=str, key="prune_folder") if roots else None
-        wider_root = st.text_input("WIDER FACE root", key="prune_wider_root",
-                                   placeholder="folder holding WIDER_train/, WIDER_val/, wider_face_split/")
+        # Chosen from the server's allow-list, never typed: a visitor cannot probe the server's folders.
+        wider_choices = wider_roots()
+        wider_root = st.selectbox("WIDER FACE root (for 'WIDER FACE'; set FACEDET_WIDER_ROOTS to offer one)",
+                                  wider_choices, format_func=str, key="prune_wider_root") if wider_choices else None
         with st.expander("Schedule (the quick preset's; paper: 200 + 10 epochs)"):
             sfp, finetune, crop = st.columns(3)
             epochs = sfp.number_input("SFP epochs", 1, 200, QUICK["epochs"], key="prune_epochs",
@@ -66,7 +68,7 @@ with form:
                                            key="prune_crop")
         st.caption(f"Runs on {_device()}. The default session takes about 2 minutes for EResFD on a 2-core CPU "
                    "(EXTD: several times longer).")
-        start = st.form_submit_button("Start", type="primary")
+        start = st.form_submit_button("Start", type="primary", disabled=read_only())
     if start:
         options = {}
         if epochs != QUICK["epochs"]:
@@ -91,10 +93,10 @@ with form:
             source = "sample"
         elif data == "wider":
             source = "wider"
-            if not (wider_root and Path(wider_root).expanduser().is_dir()):
-                error = f"WIDER FACE root not found: {wider_root or '(empty)'}"
+            if wider_root is None:
+                error = "No WIDER FACE root is configured on this server (FACEDET_WIDER_ROOTS)."
             else:
-                wider = str(Path(wider_root).expanduser())
+                wider = str(wider_root)
         if error:
             st.error(error)
         else:
@@ -171,7 +173,8 @@ def session_board():
                           f"{round(config.rate * 100)} %** · {config.epochs} SFP + {config.finetune_epochs} fine-tune "
                           f"epochs · {data} · **{s.state}**")
             if s.state in ACTIVE:
-                button.button("Cancel", key=f"cancel-{s.id}", on_click=engine.cancel_session, args=(s.id,))
+                button.button("Cancel", key=f"cancel-{s.id}", on_click=engine.cancel_session, args=(s.id,),
+                              disabled=read_only())
             steps = _record(s)
             if s.state == "running" and s.progress is not None:
                 st.progress(*_progress(s.progress))

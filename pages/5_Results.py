@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_support import cached, engine
-from app_support.page import setup
+from app_support.page import read_only, setup
 from facedet.errors import FacedetError
 
 setup("Results", "Every pruning run in the results store")
@@ -67,7 +67,7 @@ actions = st.columns([1, 1, 2])
 actions[0].download_button("Download these runs as CSV", data=shown.to_csv(index=False), file_name="runs.csv",
                            mime="text/csv")
 label = f"Delete run{'s' if len(selected) > 1 else ''} {', '.join(f'#{i}' for i in selected)}" if selected else "Delete selected runs"
-if actions[1].button(label, disabled=not selected, key="results_delete"):
+if actions[1].button(label, disabled=not selected or read_only(), key="results_delete"):
     engine.delete_runs(selected)
     st.rerun()
 

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pruning.paths import data_dir
+from pruning.paths import sessions_dir
 from pruning.train import TrainConfig, train
 
 STATES = ("queued", "running", "finished", "cancelled", "failed")
@@ -60,10 +60,6 @@ class SessionConfig:
 
     def label(self):
         return f"{self.detector} {self.criterion} {round(self.rate * 100)}%"
-
-
-def sessions_dir():
-    return data_dir() / "sessions"
 
 
 def run_session(config, progress=None, cancel=None, store=None, run_dir=None):
