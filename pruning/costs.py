@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from facedet.params import count_parameters
+from facedet.threads import torch_threads
 from facedet.viz.cost import conv_output_sizes, nonzero_conv_flops
 
 COST_SIZE = (640, 640)  # (height, width)
@@ -29,20 +30,14 @@ def torch_latency_ms(model, size=COST_SIZE, runs=10, warmup=2, threads=None):
     """Median wall time (ms) of one forward pass of a CPU model at ``size`` (batch 1)."""
     model = model.eval()
     x = torch.randn(1, 3, *size) * 64
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        with torch.inference_mode():
-            for _ in range(warmup):
-                model(x)
-            samples = []
-            for _ in range(runs):
-                start = time.perf_counter()
-                model(x)
-                samples.append((time.perf_counter() - start) * 1000)
-    finally:
-        torch.set_num_threads(previous)
+    with torch_threads(threads), torch.inference_mode():
+        for _ in range(warmup):
+            model(x)
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            model(x)
+            samples.append((time.perf_counter() - start) * 1000)
     return statistics.median(samples)
 
 

@@ -220,18 +220,18 @@ def train(config, run_dir, resume=False, progress=None, cancel=None, store=None)
     """
     from pruning.distributed import Distributed
 
+    from facedet.threads import torch_threads
+
     run_dir = Path(run_dir)
-    threads = torch.get_num_threads()
-    if config is not None and config.threads:
-        # On a busy machine fewer threads than cores avoid OpenMP's spinning (10x slower steps).
-        torch.set_num_threads(int(config.threads))
     dist = Distributed.from_environment(config.device if config is not None else "auto")
+    # On a busy machine fewer threads than cores avoid OpenMP's spinning (10x slower steps); in a
+    # server thread the process's setting stays (facedet.threads).
     try:
-        trainer = _Trainer(config, run_dir, resume, progress, cancel, store if dist.is_main else None, dist)
-        return trainer.run()
+        with torch_threads(config.threads if config is not None else None):
+            trainer = _Trainer(config, run_dir, resume, progress, cancel, store if dist.is_main else None, dist)
+            return trainer.run()
     finally:
         dist.close()
-        torch.set_num_threads(threads)
 
 
 class _Trainer:

@@ -100,6 +100,9 @@ class SeparatedFPN(nn.Module):
         self.laterals = nn.ModuleList([ConvUnit(channels, channels, 1) for _ in range(5)])
         self.itm = nn.ModuleList([ConvUnit(channels, channels, 3) for _ in range(4)])
         self.w1 = nn.Parameter(torch.full((2, 9), 0.5))
+        # ReLUs as modules (no parameters, so no checkpoint keys): code that must see or replace
+        # them (compaction's linear probe) can do so on this model alone, never process-wide.
+        self.weight_relu = nn.ReLU()
 
     def _fuse(self, a, b, weight):
         return (weight[0] * a + weight[1] * b) / (weight[0] + weight[1] + self.EPS)
@@ -109,7 +112,7 @@ class SeparatedFPN(nn.Module):
         return self._fuse(lateral, coarse, weight)
 
     def forward(self, maps):
-        w = F.relu(self.w1)
+        w = self.weight_relu(self.w1)
         w = w / (w.sum(dim=0) + self.EPS)
         split = self.SPLIT
         lateral = [layer(m) for layer, m in zip(self.laterals, maps[:-1])] + [maps[-1]]
@@ -164,9 +167,10 @@ class EResFD(nn.Module):
         self.loc = nn.ModuleList([nn.Conv2d(WIDTH, 4, 1) for _ in range(NUM_LEVELS)])
         first_conf = nn.Conv2d(WIDTH, MAXOUT_BACKGROUND + num_classes - 1, 1)
         self.conf = nn.ModuleList([first_conf] + [nn.Conv2d(WIDTH, num_classes, 1) for _ in range(NUM_LEVELS - 1)])
+        self.head_relu = nn.ReLU()  # a module for the reason given in SeparatedFPN
 
     def features(self, x):
         return self.base(x)
 
     def forward(self, x):
-        return ssd_head(self.features(x), self.loc, self.conf, MAXOUT_BACKGROUND, activation=F.relu)
+        return ssd_head(self.features(x), self.loc, self.conf, MAXOUT_BACKGROUND, activation=self.head_relu)
