@@ -8,7 +8,8 @@ import streamlit as st
 
 from app_support.page import PAGES, setup
 from app_support.engine import store_location
-from facedet.weights import DISPLAY_NAMES, PRETRAINED, cache_dir, local_copy, weights_dir
+from facedet.models import DETECTORS
+from facedet.weights import PRETRAINED, cache_dir, local_copy, weights_dir
 
 
 def compute_device():
@@ -65,7 +66,7 @@ def home():
             status = "present ($FACEDET_WEIGHTS_DIR)"
         else:
             status = "present (cache)"
-        rows.append({"name": name, "detector": DISPLAY_NAMES[entry.arch],
+        rows.append({"name": name, "detector": DETECTORS[entry.arch].display_name,
                      "criterion": entry.criterion.upper() if entry.criterion else "— (dense)",
                      "pruning rate": f"{round(entry.rate * 100)} %", "status": status, "file": str(found or entry.url)})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")

@@ -5,7 +5,7 @@ every function degrades to "not available" when the engine is not installed."""
 import copy
 from pathlib import Path
 
-from facedet.weights import DISPLAY_NAMES
+from facedet.models import DETECTORS as _SPECS
 
 
 def available(*names):
@@ -121,12 +121,12 @@ def agreement_text(run):
 
 
 # The detectors as the pages offer them: EResFD, the smaller and quicker, first.
-DETECTORS = {arch: DISPLAY_NAMES[arch] for arch in ("eresfd", "extd")}
+DETECTORS = {name: spec.display_name for name, spec in _SPECS.items()}  # the registry's order: EResFD first
 
 
 def run_label(run, data=True):
     """``#12 EResFD FPGM 30 % (sample set)``: how the pages name a run."""
-    label = (f"#{run['id']} {DISPLAY_NAMES.get(run['detector'], run['detector'])} "
+    label = (f"#{run['id']} {DETECTORS.get(run['detector'], run['detector'])} "
              f"{criterion_label(run['criterion'])} {round(run['rate'] * 100)} %")
     return f"{label} ({run_data(run)})" if data else label
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from facedet.detector import Detector
+from facedet.models import DETECTORS
 from facedet.images import read_image
 from facedet.samples import annotated
 from facedet.weights import load_model
@@ -43,7 +44,7 @@ def evaluate(model, arch, photos, teacher_dets):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--detector", default="eresfd", choices=("eresfd", "extd"))
+    parser.add_argument("--detector", default="eresfd", choices=tuple(DETECTORS))
     parser.add_argument("--criterion", default="fpgm")
     parser.add_argument("--rates", type=float, nargs="+", default=[0.3, 0.5])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())

@@ -13,11 +13,10 @@ from facedet.backends import make_network
 from facedet.errors import DeviceError, FacedetError, FacedetWarning, ImageError
 from facedet.images import resize
 from facedet.postprocess import PostprocessConfig, postprocess
-from facedet.priors import ANCHOR_SIZES, STRIDES, make_priors
+from facedet.models import detector_spec
+from facedet.priors import make_priors
 
 MEAN_RGB = (123.0, 117.0, 104.0)
-# Image area the authors' demos resize to (their automatic scale), per detector.
-AUTO_AREA = {"extd": 1700 * 1200, "eresfd": 1200 * 1100}
 MAX_SIDE = 4096  # cap on the network input side, so memory stays bounded
 # Smallest network input side: the smallest anchor (16 px at stride 4), the smallest face the
 # detectors find; a thinner input holds no face they can find.
@@ -27,8 +26,8 @@ MIN_SIDE = 16
 @dataclass(frozen=True)
 class DetectorConfig:
     mean: tuple = MEAN_RGB
-    strides: tuple = STRIDES
-    anchor_sizes: tuple = ANCHOR_SIZES
+    strides: tuple | None = None  # None: the detector's own (its DetectorSpec)
+    anchor_sizes: tuple | None = None
     aspect_ratio: float = 1.0
     post: PostprocessConfig = field(default_factory=PostprocessConfig)
 
@@ -65,6 +64,7 @@ class Detector:
         # What runs at inference: a folded copy or an ONNX Runtime session (facedet.backends).
         self.network = make_network(self.model, backend, self.device, arch)
         self.arch = arch
+        self.spec = detector_spec(arch)
         self.config = config
         self.checkpoint = checkpoint
         self._priors = {}
@@ -75,7 +75,7 @@ class Detector:
 
     def auto_scale(self, height, width):
         """Scale that brings the image to the authors' demo area, capped at ``MAX_SIDE`` pixels."""
-        scale = math.sqrt(AUTO_AREA[self.arch] / (height * width))
+        scale = math.sqrt(self.spec.auto_area / (height * width))
         return min(scale, MAX_SIDE / max(height, width))
 
     def scale_for(self, height, width, scale=None):
@@ -108,7 +108,9 @@ class Detector:
     def priors(self, height, width):
         key = (height, width)
         if key not in self._priors:
-            self._priors = {key: make_priors(height, width, self.config.strides, self.config.anchor_sizes,
+            strides = self.config.strides or self.spec.strides
+            anchor_sizes = self.config.anchor_sizes or self.spec.anchor_sizes
+            self._priors = {key: make_priors(height, width, strides, anchor_sizes,
                                              self.config.aspect_ratio).to(self.device)}
         return self._priors[key]
 

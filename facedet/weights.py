@@ -25,7 +25,6 @@ from facedet.paths import cache_dir
 
 _REGISTRY_FILE = Path(__file__).with_name("pretrained.json")
 CHECKPOINT_FORMAT = "facedet"
-DISPLAY_NAMES = {"extd": "EXTD", "eresfd": "EResFD"}
 SCATTER_BUFFERS = (".fill", ".order")  # see facedet.models.scatter
 
 
@@ -190,6 +189,12 @@ def _unwrap(obj):
     return obj, arch, compact, meta
 
 
+def _display(arch):
+    from facedet.models import DETECTORS
+
+    return DETECTORS[arch].display_name if arch in DETECTORS else str(arch)
+
+
 def load_checkpoint(name_or_path, arch=None):
     import torch
 
@@ -230,9 +235,9 @@ def load_checkpoint(name_or_path, arch=None):
     if overlap < 0.5 and saved_arch is None:
         raise WeightsError(f"{label} is not an EXTD or EResFD checkpoint ({_describe_key_mismatch(core, guessed)} keys)")
     if arch is not None and arch != detected:
-        raise WeightsError(f"{label} looks like an {DISPLAY_NAMES[detected]} checkpoint, not {DISPLAY_NAMES.get(arch, arch)}")
+        raise WeightsError(f"{label} looks like an {_display(detected)} checkpoint, not {_display(arch)}")
     if overlap < 1.0:
-        raise WeightsError(f"{label} does not fit {DISPLAY_NAMES[detected]}: {_describe_key_mismatch(core, detected)} keys")
+        raise WeightsError(f"{label} does not fit {_display(detected)}: {_describe_key_mismatch(core, detected)} keys")
     return Checkpoint(detected, state_dict, path, sha256_of(path), compact, meta)
 
 

@@ -5,43 +5,155 @@
 - ``l2``, ``taylor``, ``random``: Torch-Pruning's importance estimators, evaluated on each conv's
   group of coupled layers (so filters tied by residual additions are scored together).
 - ``slimming`` (PruneFaceDet): the smallest |gamma| of the BatchNorm that follows each conv; the
-  L1 penalty that drives those gammas down is applied during training (``pruning.train``).
+  L1 penalty that drives those gammas down is its ``regularize``, which training adds to the loss.
 
-Every criterion removes ``int(n * rate)`` of a layer's ``n`` filters (NNI's rule).
+Every criterion removes ``int(n * rate)`` of a layer's ``n`` filters (NNI's rule). Each is one
+``Criterion`` object in ``CRITERIA``; adding one is a subclass and a ``register_criterion`` call
+(README, "Extending").
 """
 
 import copy
 import warnings
-from dataclasses import dataclass
+import weakref
 
 import torch
 import torch.nn as nn
 
 from facedet.errors import FacedetError
+from facedet.models import detector_spec
 from pruning.graph import dependency_graph, out_channel_group, prunable_convs
 from pruning.masks import apply_masks, masks_from_removed
 
 
-@dataclass(frozen=True)
 class Criterion:
-    name: str
-    label: str
-    library: str
-    description: str
-    needs_data: bool = False
+    """Which filters of every prunable conv to remove at a rate: one subclass per criterion.
+
+    ``select(model, rate, batch, seed) -> {conv name: removed indices}`` (the model untouched;
+    ``int(n * rate)`` of each layer's ``n`` filters); ``regularize(model, loss, strength) -> loss``
+    adds the training penalty a criterion relies on (none by default); ``needs_data``: ``select``
+    uses a batch. Register an instance with ``register_criterion``.
+    """
+
+    name = label = library = description = ""
+    needs_data = False
+
+    def select(self, model, rate, batch=None, seed=0):
+        raise NotImplementedError
+
+    def regularize(self, model, loss, strength):
+        return loss
 
 
-CRITERIA = {
-    c.name: c
-    for c in (
-        Criterion("fpgm", "FPGM", "NNI", "filters closest to the layer's geometric median (most redundant)"),
-        Criterion("l1", "L1 norm", "NNI", "filters with the smallest L1 norm (least important)"),
-        Criterion("l2", "L2 norm", "Torch-Pruning", "smallest L2 norm over the coupled layers"),
-        Criterion("taylor", "Taylor", "Torch-Pruning", "smallest first-order Taylor estimate |w * dL/dw|", True),
-        Criterion("random", "Random", "Torch-Pruning", "filters picked at random (a baseline)"),
-        Criterion("slimming", "Network slimming", "BatchNorm", "smallest |gamma| of the following BatchNorm"),
-    )
-}
+class NNICriterion(Criterion):
+    """The paper's criteria: NNI 3.0's pruners, ``sparse_ratio`` = the rate in every prunable conv."""
+
+    library = "NNI"
+
+    def __init__(self, name, label, pruner, description):
+        self.name, self.label, self.pruner, self.description = name, label, pruner, description
+
+    def select(self, model, rate, batch=None, seed=0):
+        import nni.compression.pruning as nni_pruning
+
+        work = copy.deepcopy(model).cpu()
+        names = [name for name, _ in prunable_convs(work)]
+        config = [{"op_types": ["Conv2d"], "op_names": names, "sparse_ratio": rate}]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pruner = getattr(nni_pruning, self.pruner)(work, config)
+            _, masks = pruner.compress()
+            pruner.unwrap_model()
+        removed = {}
+        for name in names:
+            keep = masks[name]["weight"].flatten(1).ne(0).any(dim=1)
+            removed[name] = torch.nonzero(~keep).flatten().tolist()
+        return removed
+
+
+class TorchPruningCriterion(Criterion):
+    """A Torch-Pruning importance, scored over each conv's group of coupled layers (filters tied
+    by residual additions are judged together)."""
+
+    library = "Torch-Pruning"
+
+    def __init__(self, name, label, importance, description, needs_data=False):
+        self.name, self.label, self.importance, self.description = name, label, importance, description
+        self.needs_data = needs_data
+
+    def select(self, model, rate, batch=None, seed=0):
+        work = copy.deepcopy(model)
+        if self.needs_data:
+            _accumulate_gradients(work, batch)
+        importance = self.importance()
+        graph = _quiet(dependency_graph, work)
+        removed = {}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for name, conv in prunable_convs(work):
+                k = filters_to_remove(conv.out_channels, rate)
+                if k:
+                    scores = importance(out_channel_group(graph, conv)).detach().cpu()
+                    removed[name] = torch.argsort(scores, stable=True)[:k].tolist()
+        return removed
+
+
+class SlimmingCriterion(Criterion):
+    """Network slimming (PruneFaceDet): the smallest |gamma| of the BatchNorm after each conv; the
+    L1 penalty on those gammas (``regularize``) drives them down during training."""
+
+    name, label, library = "slimming", "Network slimming", "BatchNorm"
+    description = "smallest |gamma| of the following BatchNorm"
+
+    def __init__(self):
+        self._batchnorms = weakref.WeakKeyDictionary()  # model -> its penalised BatchNorms
+
+    def select(self, model, rate, batch=None, seed=0):
+        graph = _quiet(dependency_graph, model)
+        removed = {}
+        for name, conv in prunable_convs(model):
+            bn = following_batchnorm(graph, conv)
+            k = filters_to_remove(conv.out_channels, rate)
+            if bn is not None and k:  # without a scaling factor to judge it by, a conv keeps its filters
+                removed[name] = torch.argsort(bn.weight.detach().abs().cpu(), stable=True)[:k].tolist()
+        return removed
+
+    def regularize(self, model, loss, strength):
+        if not strength:
+            return loss
+        if model not in self._batchnorms:
+            self._batchnorms[model] = slimming_batchnorms(model)
+        return loss + strength * sum(bn.weight.abs().sum() for bn in self._batchnorms[model])
+
+
+def _importance(kind, **settings):
+    import torch_pruning as tp
+
+    return getattr(tp.importance, kind)(**settings)
+
+
+CRITERIA = {}
+
+
+def register_criterion(criterion):
+    """Add a ``Criterion`` instance: the command lines, the app and training find it by name."""
+    if criterion.name in CRITERIA:
+        raise ValueError(f"criterion {criterion.name!r} is registered twice")
+    CRITERIA[criterion.name] = criterion
+    return criterion
+
+
+for _criterion in (
+    NNICriterion("fpgm", "FPGM", "FPGMPruner", "filters closest to the layer's geometric median (most redundant)"),
+    NNICriterion("l1", "L1 norm", "L1NormPruner", "filters with the smallest L1 norm (least important)"),
+    TorchPruningCriterion("l2", "L2 norm", lambda: _importance("MagnitudeImportance", p=2),
+                          "smallest L2 norm over the coupled layers"),
+    TorchPruningCriterion("taylor", "Taylor", lambda: _importance("TaylorImportance"),
+                          "smallest first-order Taylor estimate |w * dL/dw|", needs_data=True),
+    TorchPruningCriterion("random", "Random", lambda: _importance("RandomImportance"),
+                          "filters picked at random (a baseline)"),
+    SlimmingCriterion(),
+):
+    register_criterion(_criterion)
 PAPER_CRITERIA = ("fpgm", "l1")
 
 
@@ -71,16 +183,11 @@ def select_filters(model, criterion, rate, batch=None, seed=0):
     ``model`` is not modified. ``batch`` ``(images, targets)`` is needed by ``taylor`` (default:
     a few crops of the generated sample set); ``seed`` fixes ``random``.
     """
-    check_criterion(criterion)
+    chosen = check_criterion(criterion)
     rate = check_rate(rate)
     if rate == 0:
         return {}
-    if criterion in ("fpgm", "l1"):
-        removed = _nni_selection(model, criterion, rate)
-    elif criterion == "slimming":
-        removed = _slimming_selection(model, rate)
-    else:
-        removed = _torch_pruning_selection(model, criterion, rate, batch, seed)
+    removed = chosen.select(model, rate, batch=batch, seed=seed)
     return {name: sorted(int(i) for i in idx) for name, idx in removed.items() if len(idx)}
 
 
@@ -96,62 +203,6 @@ def layer_selection(model, criterion, rate, batch=None, seed=0):
     the model is not modified. For comparing criteria layer by layer."""
     removed = select_filters(model, criterion, rate, batch=batch, seed=seed)
     return {name: removed.get(name, []) for name, _ in prunable_convs(model)}
-
-
-def _nni_selection(model, criterion, rate):
-    from nni.compression.pruning import FPGMPruner, L1NormPruner
-
-    pruner_class = FPGMPruner if criterion == "fpgm" else L1NormPruner
-    work = copy.deepcopy(model).cpu()
-    names = [name for name, _ in prunable_convs(work)]
-    config = [{"op_types": ["Conv2d"], "op_names": names, "sparse_ratio": rate}]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pruner = pruner_class(work, config)
-        _, masks = pruner.compress()
-        pruner.unwrap_model()
-    removed = {}
-    for name in names:
-        weight_mask = masks[name]["weight"]
-        keep = weight_mask.flatten(1).ne(0).any(dim=1)
-        removed[name] = torch.nonzero(~keep).flatten().tolist()
-    return removed
-
-
-def _torch_pruning_selection(model, criterion, rate, batch, seed):
-    import torch_pruning as tp
-
-    work = copy.deepcopy(model)
-    if criterion == "l2":
-        importance = tp.importance.MagnitudeImportance(p=2)
-    elif criterion == "random":
-        importance = tp.importance.RandomImportance()
-    else:
-        importance = tp.importance.TaylorImportance()
-        _accumulate_gradients(work, batch)
-    graph = _quiet(dependency_graph, work)
-    removed = {}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for name, conv in prunable_convs(work):
-            k = filters_to_remove(conv.out_channels, rate)
-            if k == 0:
-                continue
-            scores = importance(out_channel_group(graph, conv)).detach().cpu()
-            removed[name] = torch.argsort(scores, stable=True)[:k].tolist()
-    return removed
-
-
-def _slimming_selection(model, rate):
-    graph = _quiet(dependency_graph, model)
-    removed = {}
-    for name, conv in prunable_convs(model):
-        bn = following_batchnorm(graph, conv)
-        k = filters_to_remove(conv.out_channels, rate)
-        if bn is None or k == 0:
-            continue  # no scaling factor to judge this conv by: it keeps all its filters
-        removed[name] = torch.argsort(bn.weight.detach().abs().cpu(), stable=True)[:k].tolist()
-    return removed
 
 
 def following_batchnorm(graph, conv):
@@ -178,7 +229,7 @@ def _accumulate_gradients(model, batch):
     if batch is None:
         from pruning.data import calibration_batch
 
-        batch = calibration_batch()
+        batch = calibration_batch(anchor_sizes=detector_spec(model.arch).anchor_sizes)
     from facedet.priors import make_priors
 
     images, targets = batch
@@ -186,7 +237,8 @@ def _accumulate_gradients(model, batch):
     model.train()
     model.zero_grad()
     loc, conf = model(images.to(device))
-    priors = make_priors(*images.shape[2:]).to(device)
+    spec = detector_spec(model.arch)
+    priors = make_priors(*images.shape[2:], spec.strides, spec.anchor_sizes).to(device)
     loss_l, loss_c = MultiBoxLoss()(loc, conf, priors, [t.to(device) for t in targets])
     (loss_l + loss_c).backward()
     model.eval()

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from facedet.errors import DataError
+from facedet.priors import ANCHOR_SIZES
 from facedet.wider.dataset import WiderFaceDataset
 from facedet.wider.layout import MARKER, check_split
 from facedet.wider.sample_set import write_sample_set
@@ -58,7 +59,7 @@ class EpochLoader:
     has_labels = True
 
     def __init__(self, root, crop_size=640, batch_size=16, workers=0, seed=0, max_images=None,
-                 rank=0, world_size=1):
+                 rank=0, world_size=1, anchor_sizes=ANCHOR_SIZES):
         dataset = WiderFaceDataset(root, "train")
         if max_images is not None:
             dataset = Subset(dataset, range(min(int(max_images), len(dataset))))
@@ -70,6 +71,7 @@ class EpochLoader:
         self.workers = int(workers)
         self.seed = int(seed)
         self.rank, self.world_size = rank, world_size
+        self.anchor_sizes = tuple(anchor_sizes)  # the detector's (data-anchor sampling aims at them)
 
     def __len__(self):
         per_rank = -(-len(self.dataset) // self.world_size)
@@ -78,7 +80,7 @@ class EpochLoader:
     def epoch(self, epoch):
         """The batches of ``epoch``: ``(images [B,3,S,S], [boxes [N,4] normalised, ...])``."""
         order = epoch_order(len(self.dataset), self.seed, epoch, self.rank, self.world_size)
-        items = _Augmented(self.dataset, order, self.crop_size, self.seed, epoch)
+        items = _Augmented(self.dataset, order, self.crop_size, self.seed, epoch, self.anchor_sizes)
         return DataLoader(items, batch_size=self.batch_size, shuffle=False, num_workers=self.workers,
                           collate_fn=collate, pin_memory=torch.cuda.is_available())
 
@@ -97,9 +99,9 @@ def epoch_order(count, seed, epoch, rank=0, world_size=1):
 class _Augmented(Dataset):
     """``order``'s images, each augmented with draws seeded by (seed, epoch, image index)."""
 
-    def __init__(self, dataset, order, crop_size, seed, epoch):
+    def __init__(self, dataset, order, crop_size, seed, epoch, anchor_sizes=ANCHOR_SIZES):
         self.dataset, self.order, self.seed, self.epoch = dataset, order, seed, epoch
-        self.transform = TrainTransform(crop_size)
+        self.transform = TrainTransform(crop_size, anchor_sizes=anchor_sizes)
 
     def __len__(self):
         return len(self.order)
@@ -111,9 +113,9 @@ class _Augmented(Dataset):
         return self.transform(image, boxes)
 
 
-def calibration_batch(size=320, images=4, seed=0):
+def calibration_batch(size=320, images=4, seed=0, anchor_sizes=ANCHOR_SIZES):
     """A few augmented sample-set crops ``(images, boxes)``: data for the ``taylor`` criterion."""
     root = sample_set()
-    transform = TrainTransform(size, rng=seed)
+    transform = TrainTransform(size, rng=seed, anchor_sizes=anchor_sizes)
     dataset = WiderFaceDataset(root, "train", transform=transform)
     return collate([dataset[i] for i in range(min(images, len(dataset)))])

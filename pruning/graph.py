@@ -1,28 +1,31 @@
 """The model's channel-dependency graph (Torch-Pruning), shared by the criteria and compaction.
 
-Which convs are prunable is decided here too: every ``Conv2d`` outside the detection head
-(``loc.*``, ``conf.*``), as in the paper.
+Which convs are prunable is decided here too: every ``Conv2d`` outside the detection head (the
+``head_prefixes`` of the detector's ``DetectorSpec``: ``loc.*`` and ``conf.*``), as in the paper.
 """
 
 import torch
 import torch.nn as nn
 
-HEAD_PREFIXES = ("loc.", "conf.")
 # A small probe input: the graph depends on the wiring only, not on the input size.
 GRAPH_INPUT = (1, 3, 128, 128)
 
 
-def is_head(name):
-    return name.startswith(HEAD_PREFIXES)
+def head_prefixes(model):
+    from facedet.models import detector_spec
+
+    return detector_spec(model.arch).head_prefixes
 
 
 def prunable_convs(model):
     """``[(name, conv)]`` of every convolution the criteria may prune, in module order."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and not is_head(n)]
+    head = head_prefixes(model)
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and not n.startswith(head)]
 
 
 def head_convs(model):
-    return [m for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and is_head(n)]
+    head = head_prefixes(model)
+    return [m for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and n.startswith(head)]
 
 
 def dependency_graph(model):

@@ -24,8 +24,9 @@ import torch
 
 from facedet.cli_types import MAX_SEED, range_problem
 from facedet.errors import DataError, FacedetError
+from facedet.models import detector_spec
 from facedet.numerics import first_non_finite
-from pruning.criteria import check_criterion, check_rate, select_filters, slimming_batchnorms
+from pruning.criteria import CRITERIA, check_criterion, check_rate, select_filters
 from pruning.distill import HeadInputs, Teacher, capturing, distillation_loss
 from pruning.photos import ZOOM_RANGE
 from pruning.masks import (apply_masks, masks_from_lists, masks_from_removed, masks_to_lists, zero_gradients,
@@ -73,7 +74,7 @@ class TrainConfig:
     lr_gamma: float = Schedule.lr_gamma
     finetune_lr: float = Schedule.finetune_lr
     ramp_epochs: int = Schedule.ramp_epochs  # > 0: the rate ramps up over these SFP epochs (gradual pruning)
-    optimizer: str = "auto"  # auto: SGD with momentum for EXTD, Adam for EResFD (as in the paper)
+    optimizer: str = "auto"  # auto: the detector's own (DetectorSpec): SGD with momentum for EXTD, Adam for EResFD
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 16
@@ -98,16 +99,13 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True  # mixed precision on CUDA
     seed: int = 0
-    slimming_lambda: float = 1e-4  # L1 penalty on BatchNorm scales (criterion "slimming")
+    slimming_lambda: float = 1e-4  # strength of the criterion's training penalty (slimming: L1 on BN scales)
     evaluate: bool = True  # Easy/Medium/Hard AP on the validation split at the end
     eval_images: int | None = None
     threads: int | None = None  # CPU threads for torch (None: torch's default, all cores)
 
     def __post_init__(self):
-        from facedet.models import ARCHITECTURES
-
-        if self.detector not in ARCHITECTURES:
-            raise FacedetError(f"unknown detector {self.detector!r}; choose one of {', '.join(ARCHITECTURES)}")
+        detector_spec(self.detector)  # a one-line error for an unknown detector
         check_criterion(self.criterion)
         self.rate = check_rate(self.rate)
         self._check_numbers()
@@ -263,7 +261,7 @@ class _Trainer:
             self.history = list(state["history"])
             self.start_epoch = int(state["epoch"])
             self.run_id = state.get("run_id")
-        self.slimming = slimming_batchnorms(self.net) if self.config.criterion == "slimming" else []
+        self.criterion = CRITERIA[self.config.criterion]
         from pruning.loss import MultiBoxLoss
 
         self.teacher = self.student_maps = None
@@ -371,8 +369,7 @@ class _Trainer:
             terms = distillation_loss((loc, conf), teacher_out, self.config.distill_weights, student_maps, teacher_maps)
             loss_loc, loss_conf = loss_loc + terms["loc"], loss_conf + terms["conf"]
             loss = loss + terms["loc"] + terms["conf"] + terms["features"]
-        if self.slimming and self.config.slimming_lambda:
-            loss = loss + self.config.slimming_lambda * sum(bn.weight.abs().sum() for bn in self.slimming)
+        loss = self.criterion.regularize(self.net, loss, self.config.slimming_lambda)  # e.g. slimming's L1
         if not torch.isfinite(loss):
             raise TrainingDiverged("the training loss is not finite; try a lower learning rate")
         self.optimizer.zero_grad(set_to_none=True)
@@ -422,7 +419,8 @@ class _Trainer:
 
         key = tuple(size)
         if key not in self._priors:
-            self._priors[key] = make_priors(*key).to(self.device)
+            spec = detector_spec(self.config.detector)
+            self._priors[key] = make_priors(*key, spec.strides, spec.anchor_sizes).to(self.device)
         return self._priors[key]
 
     def _stage(self, message):
@@ -549,14 +547,14 @@ def _training_data(config, teacher, device, dist):
 
     root, description = training_root(config.wider, config.sample_images)
     loader = EpochLoader(root, config.crop_size, config.batch_size, config.workers, config.seed, config.max_images,
-                         dist.rank, dist.world_size)
+                         dist.rank, dist.world_size, anchor_sizes=detector_spec(config.detector).anchor_sizes)
     return root, description + (" + teacher-distilled" if config.distill else ""), loader
 
 
 def _optimizer(config, model):
     kind = config.optimizer
     if kind == "auto":
-        kind = "sgd" if config.detector == "extd" else "adam"
+        kind = detector_spec(config.detector).optimizer
     if kind == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

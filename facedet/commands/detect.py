@@ -4,7 +4,6 @@ import json
 import sys
 
 from facedet import cli_types
-from facedet.weights import DISPLAY_NAMES
 
 from facedet.commands import add_backend_option
 
@@ -13,7 +12,9 @@ def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text, description=help_text)
     p.add_argument("image", help="image file (JPEG, PNG, BMP, WebP, TIFF ...)")
     p.add_argument("--weights", default="eresfd", help="registry name (eresfd, extd, extd-fpgm-10 ...) or checkpoint path (default: eresfd)")
-    p.add_argument("--detector", choices=tuple(DISPLAY_NAMES), help="expected architecture (checked against the file)")
+    from facedet.models import DETECTORS
+
+    p.add_argument("--detector", choices=tuple(DETECTORS), help="expected architecture (checked against the file)")
     p.add_argument("--scale", type=cli_types.scale,
                    help=f"resize factor before inference, up to {cli_types.MAX_SCALE:g} (default: automatic); "
                         "the network input stays within 4096 px a side")

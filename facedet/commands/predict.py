@@ -6,7 +6,6 @@ from pathlib import Path
 
 from facedet import cli_types
 from facedet.commands import add_backend_option
-from facedet.weights import DISPLAY_NAMES
 
 
 def register(subparsers, name, help_text):
@@ -14,7 +13,9 @@ def register(subparsers, name, help_text):
     p.add_argument("--wider", required=True, help="WIDER FACE root (WIDER_val/images, wider_face_split ...)")
     p.add_argument("--split", default="val", choices=("train", "val", "test"), help="default: val")
     p.add_argument("--weights", default="eresfd", help="registry name (eresfd, extd-fpgm-20 ...) or checkpoint path")
-    p.add_argument("--detector", choices=tuple(DISPLAY_NAMES), help="expected architecture (checked against the file)")
+    from facedet.models import DETECTORS
+
+    p.add_argument("--detector", choices=tuple(DETECTORS), help="expected architecture (checked against the file)")
     p.add_argument("--protocol", default="single", choices=("single", "paper"),
                    help="single: one pass at the automatic scale; paper: the authors' multi-scale + flip "
                         "test with box voting (Tables 1-2; about 5x slower)")

@@ -1,21 +1,21 @@
-"""The detector architectures: ``create_model(arch)`` is the one entry point."""
+"""The detector architectures: ``create_model(arch)`` is the one entry point.
+
+Each architecture file registers its ``DetectorSpec`` (``facedet.models.registry``) when imported;
+importing this package imports them all, so ``DETECTORS`` lists every detector.
+"""
 
 import torch.nn as nn
 
-from facedet.models.eresfd import EResFD
-from facedet.models.extd import EXTD
+from facedet.models import eresfd, extd  # noqa: F401  (each registers its DetectorSpec)
+from facedet.models.registry import DETECTORS, DetectorSpec, detector_spec, register_detector  # noqa: F401
 from facedet.models.scatter import ScatterBatchNorm
 
-_BUILDERS = {"extd": EXTD, "eresfd": EResFD}
-ARCHITECTURES = tuple(_BUILDERS)
+ARCHITECTURES = tuple(DETECTORS)
 
 
 def create_model(arch):
-    """A freshly initialised EXTD or EResFD (load weights with ``facedet.weights.load_model``)."""
-    try:
-        return _BUILDERS[arch]()
-    except KeyError:
-        raise ValueError(f"unknown detector {arch!r}; choose one of {', '.join(ARCHITECTURES)}") from None
+    """A freshly initialised detector (load weights with ``facedet.weights.load_model``)."""
+    return detector_spec(arch).build()
 
 
 def resize_to_state_dict(model, state_dict):

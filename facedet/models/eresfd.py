@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from facedet.models.heads import ssd_head
+from facedet.models.registry import DetectorSpec, register_detector
 
 WIDTH = 16  # 256 * 1/16
 STEM = 8  # 128 * 1/16
@@ -174,3 +175,10 @@ class EResFD(nn.Module):
 
     def forward(self, x):
         return ssd_head(self.features(x), self.loc, self.conf, MAXOUT_BACKGROUND, activation=self.head_relu)
+
+
+SPEC = register_detector(DetectorSpec(
+    name="eresfd", display_name="EResFD", build=EResFD, auto_area=1200 * 1100, optimizer="adam", colour="#D55E00",
+    paper="Jeong, Yoo, Kim, Kwak: EResFD: Rediscovery of the Effectiveness of Standard Convolution for "
+          "Lightweight Face Detection (2022)",
+))

@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from facedet.models.heads import ssd_head
+from facedet.models.registry import DetectorSpec, register_detector
 
 CHANNELS = 64
 NUM_LEVELS = 6
@@ -108,3 +109,9 @@ class EXTD(nn.Module):
 
     def forward(self, x):
         return ssd_head(self.features(x), self.loc, self.conf, MAXOUT_BACKGROUND, activation=None)
+
+
+SPEC = register_detector(DetectorSpec(
+    name="extd", display_name="EXTD", build=EXTD, auto_area=1700 * 1200, optimizer="sgd", colour="#0072B2",
+    paper="Yoo, Dan, Yun: EXTD: Extremely Tiny Face Detector via Iterative Filter Reuse (2019)",
+))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from facedet.weights import DISPLAY_NAMES
+from facedet.models import DETECTORS
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SUBSETS = ("easy", "medium", "hard")
@@ -26,9 +26,10 @@ COSTS = {
     "latency_ms": "Latency on this machine: ms per detection of a 640×480 photo, end to end (log scale)",
 }
 COST_NAMES = {"parameters": "parameters", "gflops": "FLOPs at 640×480", "latency_ms": "latency on this machine"}
-ARCH_LABEL = DISPLAY_NAMES
-# Okabe-Ito colours: distinguishable with colour-blindness and on a projector.
-COLOURS = {"extd": "#0072B2", "eresfd": "#D55E00", "published": "#7F7F7F", "runs": "#009E73",
+ARCH_LABEL = {name: spec.display_name for name, spec in DETECTORS.items()}
+# Okabe-Ito colours: distinguishable with colour-blindness and on a projector (each detector's
+# own colour is in its DetectorSpec).
+COLOURS = {**{name: spec.colour for name, spec in DETECTORS.items()}, "published": "#7F7F7F", "runs": "#009E73",
            "sample": "#CC79A7", "pareto": "#000000"}
 COLUMNS = ["label", "short", "group", "detector", "kind", "criterion", "rate", "easy", "medium", "hard", "agreement",
            "parameters", "gflops", "latency_ms", "checkpoint", "wider", "source"]

@@ -8,7 +8,10 @@ from facedet import cli_types
 def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text, description=help_text)
     p.add_argument("--weights", required=True, help="registry name (extd, eresfd ...) or checkpoint path")
-    p.add_argument("--criterion", required=True, help="fpgm, l1, l2, taylor, random or slimming")
+    from pruning.criteria import CRITERIA
+
+    p.add_argument("--criterion", required=True, choices=tuple(CRITERIA),
+                   help="; ".join(f"{n}: {c.label}, {c.description}" for n, c in CRITERIA.items()))
     p.add_argument("--rate", required=True, type=cli_types.finite_float,
                    help="share of each prunable layer's filters to remove (at least 0, below 1)")
     p.add_argument("--out", help="save the masked model here (a checkpoint facedet loads)")

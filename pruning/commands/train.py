@@ -16,8 +16,6 @@ from facedet import cli_types
 
 # Help per TrainConfig field; the options themselves are generated from the fields.
 HELP = {
-    "detector": "extd or eresfd (required for a new run)",
-    "criterion": "fpgm, l1, l2, taylor, random or slimming (required for a new run)",
     "rate": "pruning rate per layer (required for a new run)",
     "weights": "starting checkpoint, and the teacher when distilling (default: the published dense model)",
     "epochs": "SFP epochs (paper: 200)",
@@ -53,12 +51,24 @@ HELP = {
     "device": "auto, cpu or cuda",
     "amp": "mixed precision on CUDA",
     "seed": "0",
-    "slimming_lambda": "L1 penalty on BN scales for --criterion slimming (1e-4)",
+    "slimming_lambda": "strength of the criterion's training penalty: network slimming's L1 on BN scales (1e-4)",
     "evaluate": "AP on the validation split and agreement with the teacher at the end",
     "eval_images": "evaluate on the first N validation images only",
     "threads": "CPU threads for torch (default: all cores)",
 }
-CHOICES = {"detector": ("extd", "eresfd"), "optimizer": ("auto", "sgd", "adam"), "device": ("auto", "cpu", "cuda")}
+CHOICES = {"optimizer": ("auto", "sgd", "adam"), "device": ("auto", "cpu", "cuda")}
+
+
+def registry_options():
+    """Choices and help that come from the detector and criterion registries."""
+    from facedet.models import DETECTORS
+    from pruning.criteria import CRITERIA
+
+    choices = {**CHOICES, "detector": tuple(DETECTORS), "criterion": tuple(CRITERIA)}
+    helps = {"detector": "required for a new run: " + ", ".join(f"{n} ({s.display_name})" for n, s in DETECTORS.items()),
+             "criterion": "required for a new run: " + "; ".join(f"{n} ({c.label}: {c.description})"
+                                                                 for n, c in CRITERIA.items())}
+    return choices, helps
 
 
 def register(subparsers, name, help_text):
@@ -67,6 +77,7 @@ def register(subparsers, name, help_text):
     from pruning.presets import PRESETS
     from pruning.train import NUMBER_RANGES, TrainConfig
 
+    choices, helps = registry_options()
     p = subparsers.add_parser(name, help=help_text, description=__doc__.splitlines()[0])
     p.add_argument("--run-dir", required=True, help="folder for the run's state and models")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
@@ -87,7 +98,8 @@ def register(subparsers, name, help_text):
         elif kind in (int, float):
             p.add_argument(flag, type=number, default=None, help=HELP.get(field.name))
         else:
-            p.add_argument(flag, type=kind, default=None, choices=CHOICES.get(field.name), help=HELP.get(field.name))
+            p.add_argument(flag, type=kind, default=None, choices=choices.get(field.name),
+                           help=helps.get(field.name, HELP.get(field.name)))
     # Older spellings.
     p.add_argument("--no-eval", dest="evaluate", action="store_false", default=None, help=argparse.SUPPRESS)
     p.add_argument("--results-db", help="results store file (default: $PRUNING_RESULTS_DB or the data folder)")
