@@ -18,6 +18,7 @@ COMMANDS = {
     "detect": ("facedet.commands.detect", "detect faces in an image"),
     "info": ("facedet.commands.info", "describe a checkpoint: detector, parameters, sparsity"),
     "bench": ("facedet.commands.bench", "measure inference latency"),
+    "compare": ("facedet.commands.compare", "two detectors on one photo: faces both find, and those only one finds"),
     "evaluate": ("facedet.commands.evaluate", "WIDER FACE Easy/Medium/Hard AP of a prediction folder"),
     "predict": ("facedet.commands.predict", "run a detector over a WIDER FACE split"),
     "sample-set": ("facedet.commands.sample_set", "write a small WIDER-format sample set"),

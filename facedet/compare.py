@@ -66,3 +66,35 @@ def match_detections(reference, candidate, iou_threshold=0.5):
         missed=np.flatnonzero(free).astype(np.int64),
         ious=np.asarray(pair_ious, dtype=np.float64),
     )
+
+
+def compare_detectors(reference, candidate, image, threshold=0.5, scale=None, iou_threshold=0.5):
+    """Run two ``Detector`` objects on one RGB image and pair their faces (scores >= ``threshold``).
+
+    Returns ``(reference detections, candidate detections, Comparison, summary)``; ``summary`` is
+    what ``facedet compare --json`` prints: faces per side, matched, only-reference ("only the
+    original finds") and only-candidate counts, the scale each ran at, parameters.
+    """
+    from facedet.params import count_parameters
+
+    sides = []
+    for detector in (reference, candidate):
+        used = detector.scale_for(*image.shape[:2], scale)
+        sides.append((detector.detect(image, scale=used, threshold=threshold), used))
+    (ref_dets, ref_scale), (cand_dets, cand_scale) = sides
+    comparison = match_detections(ref_dets, cand_dets, iou_threshold)
+
+    def describe(detector, dets, used):
+        counts = count_parameters(detector.model)
+        return {"detector": detector.arch, "faces": int(len(dets)), "scale": round(float(used), 4),
+                "parameters": counts.total, "nonzero_parameters": counts.nonzero}
+
+    summary = {
+        "reference": describe(reference, ref_dets, ref_scale),
+        "candidate": describe(candidate, cand_dets, cand_scale),
+        "threshold": threshold, "iou_threshold": iou_threshold,
+        "matched": int(len(comparison.matched)),
+        "only_reference": int(len(comparison.missed)),
+        "only_candidate": int(len(comparison.only_candidate)),
+    }
+    return ref_dets, cand_dets, comparison, summary

@@ -126,3 +126,26 @@ def test_bad_weights_exit_2(tmp_path, assets_dir, capsys):
         assert code == 2 and len(err.strip().splitlines()) == 1
     code, _, err = _run(["detect", str(assets_dir / "grace_hopper.jpg"), "--weights", "eresfd", "--detector", "extd"], capsys)
     assert code == 2 and "EResFD" in err
+
+
+def test_compare_pairs_the_faces_of_two_detectors(assets_dir, tmp_path, capsys):
+    from facedet.compare import compare_detectors
+    from facedet.detector import load_detector
+    from facedet.images import read_image
+
+    photo = assets_dir / "photos" / "holdout" / "office-group-13.jpg"
+    out = tmp_path / "both.png"
+    code, stdout, _ = _run(["compare", "eresfd", "eresfd-fpgm-50", str(photo), "--json", "--out", str(out)], capsys)
+    assert code == 0
+    summary = json.loads(stdout)
+    image = read_image(photo)
+    *_, expected = compare_detectors(load_detector("eresfd", backend="torch"),
+                                     load_detector("eresfd-fpgm-50", backend="torch"), image)
+    for key in ("matched", "only_reference", "only_candidate"):
+        assert summary[key] == expected[key]
+    assert summary["reference"]["faces"] == summary["matched"] + summary["only_reference"] >= 10
+    assert summary["candidate"]["nonzero_parameters"] < summary["reference"]["nonzero_parameters"] == 92_208
+    drawn = read_image(out)
+    assert drawn.shape[1] == 2 * image.shape[1] + 16 and drawn.shape[0] == image.shape[0]
+    code, _, err = _run(["compare", "eresfd", "nosuchmodel", str(photo)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
