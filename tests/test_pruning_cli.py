@@ -93,3 +93,20 @@ def test_a_killed_training_run_is_marked_crashed_and_resumes(env, tmp_path):
 
     csv_text = _run(env, "runs", "--csv", "-").stdout
     assert csv_text.splitlines()[0].startswith("id,kind,status") and len(csv_text.splitlines()) == len(runs) + 1
+
+
+def test_prune_layers_reports_every_prunable_layer_as_the_selection_does(weights_dir, monkeypatch, capsys):
+    import json
+
+    from facedet.weights import load_model
+    from pruning.cli import main
+    from pruning.criteria import layer_selection
+
+    monkeypatch.setenv("FACEDET_WEIGHTS_DIR", str(weights_dir))
+    assert main(["prune", "--weights", "eresfd", "--criterion", "l1", "--rate", "0.3", "--layers", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    model, _ = load_model("eresfd")
+    selection = layer_selection(model, "l1", 0.3)
+    assert [row["layer"] for row in report["layers"]] == list(selection)
+    assert all(row["removed"] == selection[row["layer"]] and len(row["removed"]) == int(row["filters"] * 0.3)
+               for row in report["layers"])

@@ -16,6 +16,8 @@ def register(subparsers, name, help_text):
                    help="share of each prunable layer's filters to remove (at least 0, below 1)")
     p.add_argument("--out", help="save the masked model here (a checkpoint facedet loads)")
     p.add_argument("--seed", type=cli_types.seed, default=0, help="seed of the random criterion (default 0)")
+    p.add_argument("--layers", action="store_true",
+                   help="also report every prunable layer: filters, removed, their indices (the app's Layers page)")
     p.add_argument("--json", action="store_true", help="print only JSON")
     p.set_defaults(run=run)
 
@@ -32,6 +34,7 @@ def run(args):
 
     model, ckpt = load_model(args.weights)
     before = count_parameters(model)
+    layers = layer_report(model, args.criterion, rate, args.seed) if args.layers else None
     masks = one_shot_prune(model, args.criterion, rate, seed=args.seed)
     counts = count_parameters(model)
     if args.out:
@@ -40,6 +43,8 @@ def run(args):
             "one_shot": True,
         })
     result = {"parameters": counts.total, "nonzero_parameters": counts.nonzero, "sparsity": round(counts.sparsity, 6)}
+    if layers is not None:
+        result["layers"] = layers
     if args.json:
         print(json.dumps(result))
         return 0
@@ -50,4 +55,18 @@ def run(args):
     print(f"  sparsity            {counts.sparsity * 100:.2f} %")
     if args.out:
         print(f"  saved               {args.out}")
+    if layers is not None:
+        width = max(len(row["layer"]) for row in layers)
+        print(f"  {'layer':{width}}  filters  removed  indices")
+        for row in layers:
+            print(f"  {row['layer']:{width}}  {row['filters']:7}  {len(row['removed']):7}  {row['removed']}")
     return 0
+
+
+def layer_report(model, criterion, rate, seed=0):
+    """``[{layer, filters, removed}]`` for every prunable conv, in module order."""
+    from pruning.criteria import layer_selection
+    from pruning.graph import prunable_convs
+
+    selection = layer_selection(model, criterion, rate, seed=seed)
+    return [{"layer": name, "filters": conv.out_channels, "removed": selection[name]} for name, conv in prunable_convs(model)]
