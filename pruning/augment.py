@@ -236,21 +236,6 @@ def collate(batch):
     return images, [torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4) for _, boxes in batch]
 
 
-def seed_worker(worker_id):
-    """``DataLoader(worker_init_fn=seed_worker)``: each worker its own stream of draws.
-
-    Workers start with copies of the same generator; reseeding from the worker's torch seed
-    (derived from the loader's generator) keeps runs reproducible without repeated crops.
-    """
-    info = torch.utils.data.get_worker_info()
-    dataset = info.dataset
-    while not hasattr(dataset, "transform") and hasattr(dataset, "dataset"):  # Subset and friends
-        dataset = dataset.dataset
-    transform = getattr(dataset, "transform", None)
-    if isinstance(transform, TrainTransform):
-        transform.rng = np.random.default_rng(info.seed)
-
-
 def _contains(windows, boxes):
     """``[W, N]``: box fully inside window."""
     return ((windows[:, None, 0] <= boxes[None, :, 0]) & (windows[:, None, 1] <= boxes[None, :, 1])

@@ -34,7 +34,7 @@ class Criterion:
     uses a batch. Register an instance with ``register_criterion``.
     """
 
-    name = label = library = description = ""
+    name = label = description = ""
     needs_data = False
 
     def select(self, model, rate, batch=None, seed=0):
@@ -46,8 +46,6 @@ class Criterion:
 
 class NNICriterion(Criterion):
     """The paper's criteria: NNI 3.0's pruners, ``sparse_ratio`` = the rate in every prunable conv."""
-
-    library = "NNI"
 
     def __init__(self, name, label, pruner, description):
         self.name, self.label, self.pruner, self.description = name, label, pruner, description
@@ -74,8 +72,6 @@ class TorchPruningCriterion(Criterion):
     """A Torch-Pruning importance, scored over each conv's group of coupled layers (filters tied
     by residual additions are judged together)."""
 
-    library = "Torch-Pruning"
-
     def __init__(self, name, label, importance, description, needs_data=False):
         self.name, self.label, self.importance, self.description = name, label, importance, description
         self.needs_data = needs_data
@@ -101,7 +97,7 @@ class SlimmingCriterion(Criterion):
     """Network slimming (PruneFaceDet): the smallest |gamma| of the BatchNorm after each conv; the
     L1 penalty on those gammas (``regularize``) drives them down during training."""
 
-    name, label, library = "slimming", "Network slimming", "BatchNorm"
+    name, label = "slimming", "Network slimming"
     description = "smallest |gamma| of the following BatchNorm"
 
     def __init__(self):

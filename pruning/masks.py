@@ -22,16 +22,6 @@ def masks_from_removed(model, removed):
     return masks
 
 
-def removed_filters(masks):
-    """``{conv name: sorted list of removed filter indices}`` (layers with none left out)."""
-    out = {}
-    for name, keep in masks.items():
-        idx = torch.nonzero(~keep).flatten().tolist()
-        if idx:
-            out[name] = idx
-    return out
-
-
 def masks_of(model):
     """The masks a model carries: filters whose conv weights and bias are all zero."""
     masks = {}

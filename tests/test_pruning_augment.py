@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from facedet.images import read_image
 from facedet.wider.dataset import WiderFaceDataset
 from facedet.wider.sample_set import SOURCES, write_sample_set
-from pruning.augment import TrainTransform, collate, project_boxes, seed_worker
+from pruning.augment import TrainTransform, collate, project_boxes
 
 SIZE = 320
 MEAN = torch.tensor([123.0, 117.0, 104.0])[:, None, None]
@@ -167,30 +166,3 @@ def test_collate_stacks_images_and_keeps_box_lists(samples):
     assert images.shape == (3, 3, SIZE, SIZE)
     assert [len(t) for t in targets] == [len(boxes) for _, boxes in items]
     assert all(torch.equal(a, b) for a, b in zip(targets, (boxes for _, boxes in items)))
-
-
-class _SameImage(Dataset):
-    def __init__(self, image, boxes, transform):
-        self.image, self.boxes, self.transform = image, boxes, transform
-
-    def __len__(self):
-        return 4
-
-    def __getitem__(self, index):
-        return self.transform(self.image, self.boxes)
-
-
-def test_loader_workers_draw_different_crops_reproducibly(portrait):
-    image, boxes = portrait
-
-    def run(worker_init_fn):
-        dataset = _SameImage(image, boxes, TrainTransform(64, rng=0))
-        loader = DataLoader(dataset, batch_size=1, num_workers=2, collate_fn=collate,
-                            worker_init_fn=worker_init_fn, generator=torch.Generator().manual_seed(1))
-        return [images for images, _ in loader]
-
-    copies = run(None)
-    assert torch.equal(copies[0], copies[1])  # without reseeding both workers repeat the same draws
-    seeded, again = run(seed_worker), run(seed_worker)
-    assert not torch.equal(seeded[0], seeded[1])
-    assert all(torch.equal(a, b) for a, b in zip(seeded, again))
