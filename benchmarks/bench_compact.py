@@ -13,17 +13,13 @@ depends on what else runs on the machine: compare rows from the same run.
 """
 
 import argparse
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
-from facedet.weights import load_model  # noqa: E402
-from pruning.compact import compact_model  # noqa: E402
-from pruning.costs import model_costs  # noqa: E402
+from facedet.weights import load_model
+from pruning.compact import compact_model
+from pruning.costs import model_costs
 
 
 def main():

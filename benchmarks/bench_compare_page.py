@@ -25,7 +25,6 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 CHROMIUM = os.environ.get("FACEDET_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("FACEDET_CHROMEDRIVER", "/usr/bin/chromedriver")

@@ -26,14 +26,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from facedet.wider.evaluation import evaluate  # noqa: E402
-from facedet.wider.ground_truth import load_ground_truth  # noqa: E402
-from facedet.wider.plain_evaluation import plain_evaluate  # noqa: E402
-from facedet.wider.submission import write_submission  # noqa: E402
-from facedet.wider.submission_reader import index_submission  # noqa: E402
-from facedet.wider.synthetic import synthetic_predictions  # noqa: E402
+from facedet.wider.evaluation import evaluate
+from facedet.wider.ground_truth import load_ground_truth
+from facedet.wider.plain_evaluation import plain_evaluate
+from facedet.wider.submission import write_submission
+from facedet.wider.submission_reader import index_submission
+from facedet.wider.synthetic import synthetic_predictions
 
 # (label, generator parameters): detections per image from few (a confident detector such as
 # EXTD) to the 750 cap (EResFD at threshold 0.05 fills it on almost every image).

@@ -23,18 +23,16 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import cv2
+import numpy as np
+import torch
 
-from facedet.detector import Detector  # noqa: E402
-from facedet.images import read_image  # noqa: E402
-from facedet.latency import DEFAULT_PHOTO, LATENCY_SIZE, LATENCY_THRESHOLD, measure_latency  # noqa: E402
-from facedet.postprocess import nms  # noqa: E402
-from facedet.weights import PRETRAINED, load_model  # noqa: E402
+from facedet.detector import Detector
+from facedet.images import read_image
+from facedet.latency import DEFAULT_PHOTO, LATENCY_SIZE, LATENCY_THRESHOLD, measure_latency
+from facedet.postprocess import nms
+from facedet.weights import PRETRAINED, load_model
 
 
 def yunet_ms(path, image_rgb, runs, warmup=3):
