@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facedet.atomic import write_bytes
 from facedet.errors import ImageError
 
 MAX_PIXELS = 64_000_000  # ~8000 x 8000: larger images are refused before decoding
@@ -134,8 +135,4 @@ def write_image(path, image):
                            cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ImageError(f"cannot encode an image for {path}")
-    try:
-        path.write_bytes(buf.tobytes())
-    except OSError as err:
-        raise ImageError(f"cannot write {path}: {err.strerror}") from None
-    return path
+    return write_bytes(path, buf.tobytes(), error=ImageError)  # never half an image under its name

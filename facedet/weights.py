@@ -6,12 +6,10 @@ A name resolves to, in order: the file in ``$FACEDET_WEIGHTS_DIR`` (if set); the
 against its sha256 and written atomically into the cache. A path loads that file.
 """
 
-import contextlib
 import hashlib
 import json
 import os
 import pickle
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -19,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from facedet.atomic import atomic_file, is_no_space, write_failure
 from facedet.errors import WeightsError
 from facedet.numerics import first_non_finite
 from facedet.paths import cache_dir
@@ -132,6 +131,8 @@ def fetch(entry, folder, progress=True):
             if digest.hexdigest() != entry.sha256:  # raised inside: the file is not kept
                 raise WeightsError(f"download of {entry.name} from {entry.url} is corrupt (sha256 mismatch); try again")
     except OSError as err:
+        if is_no_space(err):
+            raise WeightsError(write_failure(target, err)) from None
         raise WeightsError(f"cannot save {entry.filename} into {folder}: {err.strerror or err}") from None
     return target
 
@@ -282,23 +283,24 @@ def save_checkpoint(path, model, arch, provenance=None, compact=False):
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(path) as f:
-            torch.save(payload, f)
+        save_torch_file(path, payload)
     except OSError as err:
-        raise WeightsError(f"cannot save checkpoint {path}: {err.strerror or err}") from None
+        raise WeightsError(write_failure(path, err)) from None
     return path
 
 
-@contextlib.contextmanager
-def atomic_file(path):
-    """A binary file that replaces ``path`` only when the block completes (never half a file)."""
-    path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a shared cache should not be
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+def save_torch_file(path, obj):
+    """``torch.save(obj)`` into ``path`` atomically; OSError if it cannot be written.
+
+    Serialised in memory first: torch turns an error of the file's own writes (a full disk) into
+    an unreadable RuntimeError, while a plain write of the bytes keeps the OSError and its errno.
+    """
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_file(path) as f:
+        f.write(buffer.getbuffer())

@@ -58,8 +58,14 @@ with st.sidebar:
             pruned_key = cached.oneshot_key(arch, criterion, rate / 100)
             pruned_label = (f"{DETECTORS[arch]} {criterion_label(criterion)} {rate} %", "one-shot pruned just now, NO fine-tuning")
     else:
-        sessions = session_checkpoints(arch)
-        if not sessions:
+        sessions, problem = {}, None
+        try:
+            sessions = session_checkpoints(arch)
+        except FacedetError as err:  # a damaged results store: the other sources still work
+            problem = f"Your sessions are not available: {err}"
+        if problem:
+            st.error(problem)
+        elif not sessions:
             st.info("No finished sessions for this detector yet: start one on the Prune page.")
         else:
             run = sessions[st.selectbox("Session", list(sessions), key="session")]

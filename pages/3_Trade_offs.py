@@ -5,6 +5,7 @@ import streamlit as st
 from app_support import cached
 from app_support.page import setup
 from app_support.engine import user_runs
+from facedet.errors import FacedetError
 from facedet.viz.tradeoffs import AGREEMENT, COSTS, SUBSETS, tradeoff_figure, tradeoff_table
 from facedet.weights import PRETRAINED
 
@@ -19,7 +20,11 @@ cost = controls[1].segmented_control(
     format_func={"parameters": "Parameters", "gflops": "FLOPs at 640×480", "latency_ms": "Latency here"}.get)
 show_pareto = controls[2].toggle("Highlight the Pareto front", value=True)
 
-runs = user_runs()
+try:
+    runs = user_runs()
+except FacedetError as err:  # a damaged results store: the published models are still shown
+    st.error(f"Your runs are not shown: {err}")
+    runs = []
 costs = {}
 if cost == "gflops":
     bar = st.progress(0.0, text="Counting the FLOPs of the published checkpoints…")

@@ -14,7 +14,11 @@ if not engine.available("ResultsStore"):
     st.stop()
 st.caption(f"Results store: {engine.store_location()}")
 
-runs = engine.runs()
+try:
+    runs = engine.runs()
+except FacedetError as err:  # a damaged store, or another program's file: say which, not a traceback
+    st.error(f"Cannot read the results store: {err}")
+    st.stop()
 if not runs:
     st.info("The results store is empty: start a session on the Prune page.")
     st.stop()
@@ -68,8 +72,12 @@ actions[0].download_button("Download these runs as CSV", data=shown.to_csv(index
                            mime="text/csv")
 label = f"Delete run{'s' if len(selected) > 1 else ''} {', '.join(f'#{i}' for i in selected)}" if selected else "Delete selected runs"
 if actions[1].button(label, disabled=not selected or read_only(), key="results_delete"):
-    engine.delete_runs(selected)
-    st.rerun()
+    try:
+        engine.delete_runs(selected)
+    except FacedetError as err:
+        st.error(f"Cannot delete: {err}")
+    else:
+        st.rerun()
 
 st.subheader("Precision-recall curves")
 by_id = {r["id"]: r for r in runs}

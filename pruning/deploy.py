@@ -7,11 +7,13 @@ detectors' size-dependent interpolations.
 """
 
 import copy
+import io
 import warnings
 from pathlib import Path
 
 import torch
 
+from facedet.atomic import write_bytes
 from facedet.errors import WeightsError
 
 OPSET = 17
@@ -24,18 +26,20 @@ def export_onnx(model, path, size=EXPORT_SIZE):
     model = copy.deepcopy(model).cpu().eval()
     example = torch.zeros(1, 3, *size)
     dims = {0: "batch", 2: "height", 3: "width"}
+    # Exported into memory, then written atomically: a full disk leaves no truncated model behind.
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (example,), buffer, dynamo=False, opset_version=OPSET,
+            input_names=["image"], output_names=["loc", "conf"],
+            dynamic_axes={"image": dims, "loc": {0: "batch", 1: "priors"}, "conf": {0: "batch", 1: "priors"}},
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model, (example,), str(path), dynamo=False, opset_version=OPSET,
-                input_names=["image"], output_names=["loc", "conf"],
-                dynamic_axes={"image": dims, "loc": {0: "batch", 1: "priors"}, "conf": {0: "batch", 1: "priors"}},
-            )
     except OSError as err:
-        raise WeightsError(f"cannot write {path}: {err.strerror or err}") from None
-    return path
+        raise WeightsError(f"cannot make the folder of {path}: {err.strerror or err}") from None
+    return write_bytes(path, buffer.getbuffer(), error=WeightsError)
 
 
 def onnx_session(path, threads=None):

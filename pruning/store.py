@@ -11,6 +11,7 @@ cancelled, failed, crashed.
 import csv
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -54,8 +55,14 @@ CREATE TABLE IF NOT EXISTS epochs (
     PRIMARY KEY (run_id, epoch)
 );
 """
+# Columns every version of the store has had: a runs table without them is another program's.
+CORE_COLUMNS = {"id", "kind", "status", "config", "owner", "created_at", "updated_at"}
 EXPORT_COLUMNS = ("id", "kind", "status", "detector", "criterion", "rate", "created_at", "finished_at",
                   *FIGURES, "code_revision", "config")
+
+
+class UnknownRun(DataError):
+    """No run of that id in the store (never recorded there, or deleted)."""
 
 
 class ResultsStore:
@@ -65,19 +72,35 @@ class ResultsStore:
         self.path = Path(path).expanduser() if path else results_db_path()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as conn:
-                conn.executescript(_SCHEMA)
-                _add_missing_columns(conn)
-        except (OSError, sqlite3.DatabaseError) as err:
-            raise DataError(f"cannot open the results store {self.path}: {err}") from None
+        except OSError as err:
+            raise DataError(f"cannot open the results store {self.path}: {err.strerror or err}") from None
+        with self._connect() as conn:
+            self._check_tables(conn)
+            conn.executescript(_SCHEMA)
+            _add_missing_columns(conn)
         self.mark_crashed()
 
+    def _check_tables(self, conn):
+        """Refuse (before changing anything) an SQLite file whose ``runs`` table is another program's."""
+        present = {row["name"] for row in conn.execute("PRAGMA table_info(runs)")}
+        if present and not CORE_COLUMNS <= present:
+            raise DataError(f"the results store {self.path} holds another program's tables (its runs table has no "
+                            f"{', '.join(sorted(CORE_COLUMNS - present))} column); choose another file")
+
     def _connect(self):
-        conn = sqlite3.connect(self.path, timeout=30)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA journal_mode = WAL")  # readers (the app) never block the writer
-        return _Transaction(conn)
+        """One transaction (``with store._connect() as conn``); every SQLite error in it, or in
+        opening the file, becomes a one-line DataError naming the store (``store_error``)."""
+        conn = None
+        try:
+            conn = sqlite3.connect(self.path, timeout=30)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA journal_mode = WAL")  # readers (the app) never block the writer
+        except sqlite3.DatabaseError as err:  # OperationalError included
+            if conn is not None:
+                conn.close()
+            raise store_error(self.path, err) from None
+        return _Transaction(conn, self.path)
 
     # --- writing ---------------------------------------------------------------------------
     def start_run(self, kind, config, detector=None, criterion=None, rate=None, **figures):
@@ -95,11 +118,12 @@ class ResultsStore:
         return run_id
 
     def resume_run(self, run_id):
-        """Mark an interrupted run as ``running`` again, owned by this process."""
+        """Mark an interrupted run as ``running`` again, owned by this process; the message of
+        its interruption ("its process ended ...") no longer applies and is cleared."""
         with self._connect() as conn:
             self._require(conn, run_id)
-            conn.execute("UPDATE runs SET status='running', owner=?, finished_at=NULL, updated_at=? WHERE id=?",
-                         (current_owner(), _now(), run_id))
+            conn.execute("UPDATE runs SET status='running', owner=?, finished_at=NULL, message=NULL, updated_at=? "
+                         "WHERE id=?", (current_owner(), _now(), run_id))
 
     def update_run(self, run_id, **figures):
         with self._connect() as conn:
@@ -178,16 +202,18 @@ class ResultsStore:
         return list(EXPORT_COLUMNS), rows
 
     def write_csv(self, file):
+        """Every run as CSV into the open text ``file``; returns the number of runs."""
         columns, rows = self.export_rows()
         writer = csv.writer(file)
         writer.writerow(columns)
         writer.writerows(rows)
+        return len(rows)
 
     @staticmethod
     def _require(conn, run_id):
         row = conn.execute("SELECT * FROM runs WHERE id=?", (int(run_id),)).fetchone()
         if row is None:
-            raise DataError(f"no run {run_id} in the results store")
+            raise UnknownRun(f"no run {run_id} in the results store")
         return row
 
 
@@ -200,20 +226,62 @@ def _add_missing_columns(conn):
 
 
 class _Transaction:
-    """``with store._connect() as conn``: one transaction, committed or rolled back, then closed."""
+    """``with store._connect() as conn``: one transaction, committed or rolled back, then closed.
+    An SQLite error of the block or of the commit leaves it as a DataError (``store_error``)."""
 
-    def __init__(self, conn):
+    def __init__(self, conn, path):
         self.conn = conn
+        self.path = path
 
     def __enter__(self):
         return self.conn
 
     def __exit__(self, exc_type, exc, tb):
-        with closing(self.conn):
-            if exc_type is None:
-                self.conn.commit()
-            else:
-                self.conn.rollback()
+        try:
+            with closing(self.conn):
+                if exc_type is None:
+                    self.conn.commit()
+                else:
+                    self.conn.rollback()
+        except sqlite3.DatabaseError as err:
+            if exc is None or isinstance(exc, sqlite3.DatabaseError):
+                raise store_error(self.path, exc or err) from None
+            # the block's own error (a DataError, a bug) says more than the failed rollback
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise store_error(self.path, exc) from None
+        return False
+
+
+# Parts of SQLite's messages -> what they mean for the store, in a few words.
+_REASONS = (
+    ("malformed", "is damaged"),  # "database disk image is malformed"
+    ("not a database", "is not an SQLite database"),  # "file is not a database"
+    ("no such column", "holds another program's tables"),
+    ("no such table", "holds another program's tables"),
+    ("has no column", "holds another program's tables"),
+    ("readonly", "is read-only"),
+    ("locked", "is locked by another process; try again"),
+    ("unable to open", "cannot be opened"),
+)
+MIN_FREE_BYTES = 4 << 20  # below this an SQLite "disk I/O error" is taken for a full disk
+
+
+def store_error(path, err):
+    """A one-line DataError for an SQLite error of the store at ``path``: its path and a short reason."""
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+    lowered = text.lower()
+    if "disk is full" in lowered or ("disk i/o error" in lowered and _disk_nearly_full(path)):
+        return DataError(f"no space left on device for the results store {path}")
+    for part, reason in _REASONS:
+        if part in lowered:
+            return DataError(f"the results store {path} {reason} ({text})")
+    return DataError(f"the results store {path} cannot be used ({text})")
+
+
+def _disk_nearly_full(path):
+    try:
+        return shutil.disk_usage(Path(path).parent).free < MIN_FREE_BYTES
+    except OSError:
         return False
 
 

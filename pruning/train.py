@@ -7,14 +7,16 @@ CUDA when available, with automatic mixed precision; DataLoader workers; Distrib
 under ``torchrun``.
 
 The run directory holds ``config.json``, ``state.pth`` (everything needed to continue: written
-atomically after every epoch) and, at the end, ``model.pth`` (the masked model) and
-``compact.pth`` (physically pruned). ``resume=True`` continues from the last complete epoch: the
-data of each epoch is a function of the seed and the epoch, so nothing is lost or repeated.
+atomically after every epoch), ``run.json`` (its row in the results store, and whether it
+finished) and, at the end, ``model.pth`` (the masked model) and ``compact.pth`` (physically
+pruned). ``resume=True`` continues from the last complete epoch: the data of each epoch is a
+function of the seed and the epoch, so nothing is lost or repeated. One process at a time works
+in a run directory (``pruning.locks``); a finished run cannot be resumed.
 """
 
+import contextlib
 import json
 import numbers
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from facedet.atomic import write_failure, write_text
 from facedet.cli_types import MAX_SEED, range_problem
 from facedet.errors import DataError, FacedetError
 from facedet.models import detector_spec
@@ -36,6 +39,7 @@ from facedet.cancel import is_cancelled
 
 STATE_FILE = "state.pth"
 CONFIG_FILE = "config.json"
+RUN_FILE = "run.json"  # {"run_id", "store", "finished"}: the run's row in the results store
 # Settings that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = ("device", "workers", "evaluate", "eval_images", "threads")
 # The range of every numeric setting: (int or float, low, high, low excluded, high excluded), None
@@ -216,16 +220,19 @@ def train(config, run_dir, resume=False, progress=None, cancel=None, store=None)
     ``progress``: callable receiving ``Progress``; ``cancel``: callable or event, checked every
     step; ``store``: a ``ResultsStore`` to record the run in (None: not recorded).
     """
-    from pruning.distributed import Distributed
-
     from facedet.threads import torch_threads
+    from pruning.distributed import Distributed
+    from pruning.locks import RunDirLock
 
     run_dir = Path(run_dir)
     dist = Distributed.from_environment(config.device if config is not None else "auto")
     # On a busy machine fewer threads than cores avoid OpenMP's spinning (10x slower steps); in a
     # server thread the process's setting stays (facedet.threads).
     try:
-        with torch_threads(config.threads if config is not None else None):
+        # Taken here, so that the command line and the app's sessions both hold it; under torchrun
+        # the main process holds it for all of them.
+        with torch_threads(config.threads if config is not None else None), \
+                RunDirLock(run_dir) if dist.is_main else contextlib.nullcontext():
             trainer = _Trainer(config, run_dir, resume, progress, cancel, store if dist.is_main else None, dist)
             return trainer.run()
     finally:
@@ -283,12 +290,12 @@ class _Trainer:
                 record = self._train_epoch(epoch, total, started)
                 self._after_epoch(epoch, record)
         except (Cancelled, KeyboardInterrupt) as stop:
-            self._close_store_record("cancelled", "stopped by the user; resume to continue")
+            self._close_store_record("cancelled", "stopped by the user; resume to continue", quiet=True)
             if isinstance(stop, KeyboardInterrupt):
                 raise
             return TrainResult("cancelled", self.run_dir, self.run_id, self.history, model=self.net)
         except BaseException as err:
-            self._close_store_record("failed", f"{type(err).__name__}: {err}"[:500])
+            self._close_store_record("failed", _failure_message(err), quiet=True)
             raise
         figures = {}
         if self.dist.is_main:
@@ -296,13 +303,17 @@ class _Trainer:
                 from pruning.results import finish_run
 
                 figures = finish_run(self, self._stage)
-            except Cancelled:
-                self._close_store_record("cancelled", "stopped while evaluating; the trained model is saved")
+            except (Cancelled, KeyboardInterrupt) as stop:  # Ctrl-C while measuring or evaluating
+                self._close_store_record("cancelled", "stopped while evaluating; the trained model is saved, "
+                                         "resume to finish", quiet=True)
+                if isinstance(stop, KeyboardInterrupt):
+                    raise
                 return TrainResult("cancelled", self.run_dir, self.run_id, self.history, model=self.net)
             except BaseException as err:
-                self._close_store_record("failed", f"{type(err).__name__}: {err}"[:500])
+                self._close_store_record("failed", _failure_message(err), quiet=True)
                 raise
             self._close_store_record("finished", None, **figures)
+            _write_run_record(self.run_dir, self.run_id, self.store, finished=True)
         return TrainResult("finished", self.run_dir, self.run_id, self.history, figures, self.net)
 
     def _train_epoch(self, epoch, total, started):
@@ -400,6 +411,11 @@ class _Trainer:
         if not self.dist.is_main:
             self.dist.barrier()
             return
+        # The store first: if it cannot be written, the state stays at the previous epoch and a
+        # resumed run redoes this one (its row replaced), so store and state always agree.
+        if self.store is not None:
+            self.store.record_epoch(self.run_id, epoch, record["phase"], record["loss"], record["loss_loc"],
+                                    record["loss_conf"], record["lr"], record["sparsity"], record["seconds"])
         _save_state(self.run_dir, {
             "epoch": epoch + 1,
             "model": self.net.state_dict(),
@@ -409,9 +425,6 @@ class _Trainer:
             "history": self.history,
             "run_id": self.run_id,
         })
-        if self.store is not None:
-            self.store.record_epoch(self.run_id, epoch, record["phase"], record["loss"], record["loss_loc"],
-                                    record["loss_conf"], record["lr"], record["sparsity"], record["seconds"])
         self.dist.barrier()
 
     def _priors_for(self, size):
@@ -434,28 +447,52 @@ class _Trainer:
         if self.store is None:
             return
         if self.run_id is None:
-            self.run_id = _read_run_id(self.run_dir)
-        if self.run_id is not None:
-            try:
-                self.store.resume_run(self.run_id)
-                return
-            except DataError:
-                self.run_id = None  # recorded in another store (or deleted): record afresh
+            self.run_id = _read_run_record(self.run_dir).get("run_id")
+        if self.run_id is not None and self._resumes_row(self.run_id):
+            self.store.resume_run(self.run_id)
+            return
         self.run_id = self.store.start_run(
             "train", self.config.to_dict(), self.config.detector, self.config.criterion, self.config.rate,
             run_dir=str(self.run_dir.resolve()), data=self.data_description,
         )
-        (self.run_dir / "run.json").write_text(json.dumps({"run_id": self.run_id, "store": str(self.store.path)}))
+        _write_run_record(self.run_dir, self.run_id, self.store)
 
-    def _close_store_record(self, status, message, **figures):
-        if self.store is not None and self.run_id is not None:
+    def _resumes_row(self, run_id):
+        """Whether this run continues row ``run_id`` of the store: it must be there (not deleted,
+        nor in another store), be this directory's (a copied directory gets a row of its own)
+        and not be finished (DataError: nothing to resume)."""
+        from pruning.store import UnknownRun
+
+        try:
+            row = self.store.get_run(run_id)
+        except UnknownRun:
+            return False  # deleted, or recorded in another store: record afresh
+        if row.get("run_dir") != str(self.run_dir.resolve()):
+            return False
+        if row["status"] == "finished":
+            raise DataError(f"run {run_id} in {self.run_dir} has finished; nothing to resume "
+                            "(start a new run in another run directory)")
+        return True
+
+    def _close_store_record(self, status, message, quiet=False, **figures):
+        """Record how the run ended; ``quiet``: while another error ends the run, a store that
+        cannot be written (a full disk) must not hide it: the row is then marked crashed later."""
+        if self.store is None or self.run_id is None:
+            return
+        try:
             self.store.finish_run(self.run_id, status, message, **figures)
+        except DataError:
+            if not quiet:
+                raise
 
 
 def _prepare_run_dir(config, run_dir, resume):
     """``(config, state or None)``: the config of a fresh run (its directory is checked; written by
     ``_write_config``), or the saved config and state of a resumed one."""
     state_file = run_dir / STATE_FILE
+    if resume and _read_run_record(run_dir).get("finished"):
+        raise DataError(f"the run in {run_dir} has finished; nothing to resume (start a new run in another "
+                        "run directory)")
     if not resume:
         if state_file.exists():
             raise DataError(f"{run_dir} already holds a run: pass --resume to continue it, or pick another --run-dir")
@@ -481,9 +518,10 @@ def _prepare_run_dir(config, run_dir, resume):
 def _write_config(config, run_dir):
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=1))
     except OSError as err:
         raise DataError(f"cannot write into the run directory {run_dir}: {err.strerror or err}") from None
+    # Atomic: a full disk leaves no empty config.json that --resume could not read.
+    write_text(run_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=1))
 
 
 def read_saved_config(run_dir):
@@ -561,17 +599,37 @@ def _optimizer(config, model):
 
 
 def _save_state(run_dir, state):
-    """Write the training state atomically: a crash mid-write leaves the previous epoch's."""
+    """Write the training state atomically: a crash or a full disk mid-write leaves the previous
+    epoch's (DataError, one line, when it cannot be written)."""
+    from facedet.weights import save_torch_file
+
     path = run_dir / STATE_FILE
-    tmp = path.with_name(f".{STATE_FILE}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def _read_run_id(run_dir):
     try:
-        return int(json.loads((run_dir / "run.json").read_text())["run_id"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        save_torch_file(path, state)
+    except OSError as err:
+        raise DataError(f"{write_failure(path, err)}: epoch {state['epoch']} is not saved; the state of the "
+                        "epoch before is kept, resume (--resume) once there is room") from None
+
+
+def _failure_message(err):
+    """What the results store says of a failed run: a user error's own line, else the exception."""
+    text = str(err) if isinstance(err, FacedetError) else f"{type(err).__name__}: {err}"
+    return text[:500]
+
+
+def _write_run_record(run_dir, run_id, store, finished=False):
+    """``run.json``: the run's row (and store), and whether the run finished (then it cannot be resumed)."""
+    record = {"run_id": run_id, "store": str(store.path) if store is not None else None, "finished": finished}
+    write_text(run_dir / RUN_FILE, json.dumps(record))
+
+
+def _read_run_record(run_dir):
+    """``run.json`` as a dict ({} when there is none or it is unreadable)."""
+    try:
+        record = json.loads((run_dir / RUN_FILE).read_text())
+        record["run_id"] = int(record["run_id"]) if record.get("run_id") is not None else None
+        return record
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 

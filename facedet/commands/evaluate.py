@@ -16,6 +16,9 @@ def register(subparsers, name, help_text):
                         "(default: $FACEDET_WIDER_GT)")
     p.add_argument("--only-predicted", action="store_true",
                    help="evaluate only the images that have a prediction file (a partial check, not the standard AP)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="evaluate a folder that facedet predict did not finish, on the images it has (with a "
+                        "warning; not the standard AP)")
     p.add_argument("--json", action="store_true", help='print only {"easy": ..., "medium": ..., "hard": ...}')
     p.set_defaults(run=run)
 
@@ -27,7 +30,7 @@ def run(args):
 
     if not args.gt:
         raise DataError("no ground truth given: pass --gt DIR (the eval-tools .mat files) or set FACEDET_WIDER_GT")
-    result = evaluate(args.pred, args.gt, only_predicted=args.only_predicted)
+    result = evaluate(args.pred, args.gt, only_predicted=args.only_predicted, allow_incomplete=args.allow_incomplete)
     sample = is_sample_set(args.gt) or is_sample_set(args.pred)
     if args.json:
         if sample:
@@ -36,7 +39,7 @@ def run(args):
         return 0
     if sample:
         print(NOTICE)
-    scope = "predicted images only (not the standard AP)" if args.only_predicted else "all ground-truth images"
+    scope = "predicted images only (not the standard AP)" if result.only_predicted else "all ground-truth images"
     print(f"WIDER FACE AP of {args.pred} ({scope}):")
     for setting, ap in result.as_dict().items():
         print(f"  {setting.capitalize():<7}{ap:.4f}")

@@ -1,6 +1,5 @@
 """``python -m facedet predict``: run a detector over a WIDER FACE split, write a submission folder."""
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ def register(subparsers, name, help_text):
 
 
 def run(args):
+    from facedet.atomic import write_bytes
     from facedet.errors import DataError
     from facedet.wider.layout import MARKER, NOTICE, is_sample_set, load_image, split_images
 
@@ -54,11 +54,13 @@ def run(args):
     sample = is_sample_set(args.wider)
     if sample:
         print(NOTICE, file=sys.stderr)
-    predictions = predict_split(detector, args.wider, args.split, protocol=args.protocol, out_dir=args.out,
-                                limit=args.limit, progress=True, scale=args.scale)
-    if sample:
         # Predictions on the sample set carry its marker, so evaluate can say what they are.
-        shutil.copyfile(f"{args.wider}/{MARKER}", f"{args.out}/{MARKER}")
+        write_bytes(out / MARKER, Path(args.wider, MARKER).read_bytes())
+    # What decides the predictions: a stopped run continues only with the same ones.
+    settings = {"weights": detector.checkpoint.sha256, "detector": detector.arch, "split": args.split,
+                "protocol": args.protocol, "scale": args.scale}
+    predictions = predict_split(detector, args.wider, args.split, protocol=args.protocol, out_dir=args.out,
+                                limit=args.limit, progress=True, scale=args.scale, settings=settings)
     faces = sum(len(rows) for rows in predictions.values())
     print(f"wrote {len(predictions)} prediction files ({faces} detections; {detector.arch}, weights {args.weights}, "
           f"{args.protocol} protocol) to {args.out}")

@@ -34,7 +34,8 @@ import numpy as np
 from facedet.errors import DataError
 from facedet.wider.ground_truth import SETTINGS, load_ground_truth
 from facedet.wider.submission import dict_chunks
-from facedet.wider.submission_reader import submission_chunks
+from facedet.wider import completion
+from facedet.wider.submission_reader import list_submission, submission_chunks
 
 IOU_THRESHOLD = 0.5
 NUM_THRESHOLDS = 1000
@@ -48,6 +49,7 @@ class WiderAP:
     # setting -> (precision, recall) over the 1,000 thresholds, highest threshold first.
     # Precision is NaN where no detection passes the threshold (as in the standard pr_info).
     curves: dict = field(repr=False, compare=False)
+    only_predicted: bool = field(default=False, compare=False)  # the predicted images only: not the standard AP
 
     def as_dict(self):
         return {"easy": self.easy, "medium": self.medium, "hard": self.hard}
@@ -58,16 +60,22 @@ def thresholds():
     return 1 - np.arange(1, NUM_THRESHOLDS + 1) / NUM_THRESHOLDS
 
 
-def evaluate(predictions, gt_dir, only_predicted=False):
+def evaluate(predictions, gt_dir, only_predicted=False, allow_incomplete=False):
     """Easy / Medium / Hard AP of ``predictions`` against the ground truth in ``gt_dir``.
 
     ``predictions``: a submission folder, or a dict ``"event/image_stem" -> (N, 5) x, y, w, h,
     score``. Images without predictions count as images without detections, unless
     ``only_predicted`` restricts the ground truth to the predicted images (quick partial checks).
+    A folder that ``facedet predict`` did not finish is refused (DataError), or with
+    ``allow_incomplete`` evaluated on its predicted images (a warning says so); one without its
+    marker warns that its completeness cannot be checked (``facedet.wider.completion``).
     """
     gt = load_ground_truth(gt_dir)
     if isinstance(predictions, (str, Path)):
-        chunks = submission_chunks(predictions)
+        listing = list_submission(predictions)
+        if not only_predicted:
+            only_predicted = completion.check_before_evaluating(predictions, len(listing.keys), allow_incomplete)
+        chunks = submission_chunks(predictions, listing)
     else:
         chunks = dict_chunks(predictions)
     found = _match_chunks(chunks, gt)
@@ -107,7 +115,7 @@ def evaluate(predictions, gt_dir, only_predicted=False):
             recall = recalled / count_faces
         aps[setting] = float(voc_ap(recall, precision))
         curves[setting] = (precision, recall)
-    return WiderAP(curves=curves, **aps)
+    return WiderAP(curves=curves, only_predicted=bool(only_predicted), **aps)
 
 
 class _Part(NamedTuple):

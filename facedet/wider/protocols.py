@@ -13,14 +13,18 @@ then box voting over all of them. Each pass keeps scores >= 0.05 and maps boxes 
 size the network actually saw divided by the scale, as the authors' script does.
 """
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 
+from facedet.atomic import write_failure
 from facedet.errors import DataError
+from facedet.wider import completion
 from facedet.wider.layout import load_image, split_images
 from facedet.wider.submission import write_submission, xyxy_to_xywh
-from facedet.wider.submission_reader import index_submission
+from facedet.wider.submission_reader import index_submission, read_prediction_file
 from facedet.cancel import is_cancelled
 
 PROTOCOLS = ("single", "paper")
@@ -31,26 +35,37 @@ MAX_DETECTIONS = 750
 
 
 def predict_split(detector, root, split="val", protocol="single", out_dir=None, limit=None,
-                  progress=None, cancel=None, scale=None):
+                  progress=None, cancel=None, scale=None, settings=None):
     """Detections for every image of a split: ``{"event/name": (N, 5) x, y, w, h, score}``.
 
     ``out_dir``: also write them as a submission folder, image by image (so an interrupted run
-    keeps what it did). ``limit``: only the first N images. ``progress``: ``True`` for a tqdm bar
-    or a callable ``(done, total)``. ``cancel``: a callable or an event (``is_set``); when it
-    turns true the run stops and returns the images done so far. ``scale``: fixed scale for
-    the ``single`` protocol (default: the detector's automatic scale).
+    keeps what it did), marked complete only once the last one is written
+    (``facedet.wider.completion``). ``settings``: a JSON-able dict of what decides the
+    predictions (weights, protocol ...); a run with the same settings into a folder left
+    incomplete continues it, keeping the files already written; one with other settings is
+    refused. ``limit``: only the first N images. ``progress``: ``True`` for a tqdm bar or a
+    callable ``(done, total)``. ``cancel``: a callable or an event (``is_set``); when it turns
+    true the run stops and returns the images done so far. ``scale``: fixed scale for the
+    ``single`` protocol (default: the detector's automatic scale).
     """
     if protocol not in PROTOCOLS:
         raise DataError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     images = split_images(root, split)
+    in_split = len(images)
     if limit is not None:
         images = images[: max(0, int(limit))]
+    resuming = _start_folder(out_dir, settings, [key for key, _ in images], in_split) if out_dir is not None else False
     report, close = _progress(progress, len(images))
     predictions = {}
     try:
         for done, (key, path) in enumerate(images, start=1):
             if is_cancelled(cancel):
                 break
+            written = Path(out_dir, f"{key}.txt") if resuming else None
+            if written is not None and written.is_file():  # written whole (atomically) by the run it continues
+                predictions[key] = read_prediction_file(written)
+                report(done)
+                continue
             image = load_image(path)
             if protocol == "paper":
                 dets = paper_detect(detector, image)
@@ -63,8 +78,33 @@ def predict_split(detector, root, split="val", protocol="single", out_dir=None, 
     finally:
         close()
     if out_dir is not None:
+        if len(predictions) == len(images):  # not cancelled: every file is written
+            completion.mark_complete(out_dir, settings, len(images), in_split)
         index_submission(out_dir)  # big folders: the first evaluation reads binary rows, not text
     return predictions
+
+
+def _start_folder(out_dir, settings, keys, in_split):
+    """Mark ``out_dir`` as being written for the images ``keys``; returns whether this run
+    continues an unfinished one with the same settings (whose files it keeps). A fresh run
+    removes the files of its images first: an earlier run's, left there, would be taken for its
+    own if it were stopped and continued."""
+    settings = json.loads(json.dumps(settings)) if settings is not None else None  # as the marker holds them
+    found = completion.read(out_dir)
+    resuming = found.state == "incomplete" and settings is not None and found.settings is not None
+    if resuming and found.settings != settings:
+        different = sorted(k for k in {**settings, **found.settings} if settings.get(k) != found.settings.get(k))
+        raise DataError(f"{out_dir} holds an unfinished prediction run with other settings ({', '.join(different)}); "
+                        "run it again as it was to complete it, or write to another folder")
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        completion.mark_started(out_dir, settings, len(keys), in_split)
+        if not resuming:
+            for key in keys:
+                Path(out_dir, f"{key}.txt").unlink(missing_ok=True)
+    except OSError as err:
+        raise DataError(write_failure(out_dir, err)) from None
+    return resuming
 
 
 def _submission_rows(dets):

@@ -6,12 +6,12 @@ of detections, then one ``x y w h score`` line per detection. In memory: a dict
 folder back is ``submission_reader``'s job.
 """
 
-import os
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from facedet.atomic import write_failure, write_text
 from facedet.errors import DataError
 
 COLUMNS = 5  # x, y, w, h, score
@@ -61,13 +61,14 @@ def write_submission(predictions, out_dir):
         event, stem = check_key(key)
         rows = as_rows(key, rows)
         folder = out_dir / event
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DataError(write_failure(folder, err)) from None
         lines = [f"{event}/{stem}.jpg", str(len(rows))]
         lines += [" ".join(map(repr, row)) for row in rows.tolist()]
-        path = folder / f"{stem}.txt"
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, path)  # never leave a half-written file that would read as fewer detections
+        # Atomic: never a half-written file that would read as fewer detections.
+        write_text(folder / f"{stem}.txt", "\n".join(lines) + "\n")
     return out_dir
 
 

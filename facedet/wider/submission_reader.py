@@ -73,9 +73,10 @@ def read_submission(pred_dir):
     return predictions
 
 
-def submission_chunks(pred_dir):
-    """A submission folder as PredictionChunks, from its binary index when it has a current one."""
-    listing = list_submission(pred_dir)
+def submission_chunks(pred_dir, listing=None):
+    """A submission folder as PredictionChunks, from its binary index when it has a current one.
+    ``listing``: the folder's ``list_submission``, when the caller has it already."""
+    listing = list_submission(pred_dir) if listing is None else listing
     indexed = submission_index.load(pred_dir, listing)
     if indexed is not None:
         counts, rows = indexed

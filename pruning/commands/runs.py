@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 from facedet import cli_types
 
@@ -36,9 +37,8 @@ def run(args):
         if args.csv == "-":
             store.write_csv(sys.stdout)
         else:
-            with open(args.csv, "w", newline="", encoding="utf-8") as f:
-                store.write_csv(f)
-            print(f"{len(store.runs())} runs written to {args.csv}", file=sys.stderr)
+            count = _write_csv(store, Path(args.csv))
+            print(f"{count} runs written to {args.csv}", file=sys.stderr)
         return 0
     if args.show is not None:
         run_ = store.get_run(args.show)
@@ -54,6 +54,22 @@ def run(args):
     for r in runs:
         print("  ".join(_cell(r.get(name)).ljust(width) for name, width in COLUMNS))
     return 0
+
+
+def _write_csv(store, path):
+    """Export the runs to ``path`` atomically (a full disk leaves no truncated file); returns their number."""
+    from facedet.atomic import atomic_file, write_failure
+    from facedet.errors import DataError
+
+    if path.is_dir():
+        raise DataError(f"--csv {path} is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise DataError(f"--csv {path}: the folder {path.parent} does not exist")
+    try:
+        with atomic_file(path, "w", encoding="utf-8", newline="") as f:
+            return store.write_csv(f)
+    except OSError as err:
+        raise DataError(write_failure(path, err)) from None
 
 
 def _cell(value):
