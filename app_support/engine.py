@@ -187,11 +187,13 @@ def save_uploads(files):
 
     from pruning.paths import uploads_dir
 
+    from facedet.atomic import write_bytes
+
     uploads_dir().mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(dir=uploads_dir(), prefix="upload-"))
     for i, (name, data) in enumerate(files):
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name)[-80:] or "photo"
-        (folder / f"{i:03d}-{safe}").write_bytes(data)
+        write_bytes(folder / f"{i:03d}-{safe}", data)  # a full disk leaves no half photo behind
     return folder
 
 

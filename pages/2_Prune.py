@@ -83,7 +83,10 @@ with form:
             if not uploads:
                 error = "Upload a few photos first (or choose another training data)."
             else:
-                photos = str(engine.save_uploads([(f.name, f.getvalue()) for f in uploads]))
+                try:
+                    photos = str(engine.save_uploads([(f.name, f.getvalue()) for f in uploads]))
+                except FacedetError as err:  # a full disk, read-only mode
+                    error = f"Cannot keep the uploaded photos: {err}"
         elif data == "folder":
             if folder is None:
                 error = "No data roots are configured (FACEDET_DATA_ROOTS)."
