@@ -53,6 +53,13 @@ def layer_selection(model, criterion, rate):
     return {layer: [int(i) for i in indices] for layer, indices in select(model, criterion, rate).items()}
 
 
+def rate_effects(model, criterion, rates):
+    """``{rate: RateEffect}``: the filters each one-shot rate really removes, and the rates that make the same model."""
+    from pruning import rate_effects as effects
+
+    return effects(model, criterion, rates)
+
+
 # ---- results store -----------------------------------------------------------------------------
 
 def open_store():

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app_support import cached
+from app_support.facts import LATENCY_KEY
 from app_support.page import setup
 from app_support.engine import user_runs
 from facedet.viz.tradeoffs import AGREEMENT, COSTS, SUBSETS, tradeoff_figure, tradeoff_table
@@ -33,7 +34,7 @@ if cost == "gflops":
 elif cost == "latency_ms":
     models = {cached.published_key(name): name for name in PRETRAINED}
     models.update({cached.file_key(run["checkpoint"]): run["label"] for run in runs})
-    measured = st.session_state.setdefault("latency_ms", {})  # model key -> ms (the timings are cached too)
+    measured = st.session_state.setdefault(LATENCY_KEY, {})  # model key -> ms, shared with Compare (cached too)
     missing = [key for key in models if key not in measured]
     if missing:
         st.info("Latency is measured on this machine as `facedet bench` does: the median of 5 warm runs of the whole "
