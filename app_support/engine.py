@@ -212,6 +212,30 @@ def cancel_session(session_id):
     session_queue().cancel(session_id)
 
 
+def can_resume(session_id):
+    """True when a cancelled or failed session left a run that Resume can continue."""
+    return session_queue().resumable(session_id)
+
+
+def resume_session(session_id):
+    """Queue the continuation of an interrupted session from its last complete epoch; returns the new id."""
+    _refuse_when_read_only()
+    queue = session_queue()
+    return queue.resume_run_dir(queue.status(session_id).run_dir)
+
+
+def interrupted_runs():
+    """Runs of the store that stopped early (cancelled, failed, crashed with an earlier server) and that
+    no session of this server holds: Resume can continue them."""
+    return session_queue().interrupted_runs()
+
+
+def resume_run(run_id):
+    """Queue the continuation of an interrupted run of the store; returns the new session's id."""
+    _refuse_when_read_only()
+    return session_queue().resume(run_id)
+
+
 def _refuse_when_read_only():
     from app_support.page import READ_ONLY_NOTE, read_only
     from facedet.errors import FacedetError

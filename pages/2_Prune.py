@@ -157,12 +157,51 @@ def _eta(seconds):
     return f"ETA {minutes} min {secs:02d} s" if minutes else f"ETA {secs} s"
 
 
+def _resume_errors():
+    """{Resume button key: why it failed} for this browser session (a callback cannot draw)."""
+    return st.session_state.setdefault("prune_resume_errors", {})
+
+
+def _resume(resume, target, key):
+    """A Resume button's action: ``resume(target)`` (a session id or a run id), any refusal kept to be shown."""
+    try:
+        resume(target)
+    except FacedetError as err:
+        _resume_errors()[key] = str(err)
+
+
+def _resume_button(column, key, resume, target, help):
+    column.button("Resume", key=key, on_click=_resume, args=(resume, target, key), type="primary",
+                  disabled=read_only(), help=help)
+
+
+def _interrupted_runs():
+    """The store's interrupted runs that no session here holds (a server that stopped left them)."""
+    runs = engine.interrupted_runs()
+    if runs:
+        st.caption("Interrupted runs of the results store (cancelled, failed, or crashed when their server "
+                   "stopped): Resume goes on from their last complete epoch.")
+    for run in runs:
+        with st.container(border=True):
+            head, button = st.columns([4, 1])
+            head.markdown(f"Run {engine.run_label(run)} · {run.get('epochs_done') or 0} epochs done · "
+                          f"**{run['status']}**" + (f"  \n{run['message']}" if run.get("message") else ""))
+            key = f"resume-run-{run['id']}"
+            _resume_button(button, key, engine.resume_run, run["id"], "Go on from its last complete epoch, in the same run.")
+            if key in _resume_errors():
+                st.error(f"Cannot resume: {_resume_errors()[key]}")
+
+
 @st.fragment(run_every=1.0)
 def session_board():
     sessions = engine.sessions()
     if not sessions:
         st.info("No sessions yet. Start one on the left; it keeps running if you reload or leave the page.")
-        return
+    _session_cards(sessions)
+    _interrupted_runs()
+
+
+def _session_cards(sessions):
     for s in sessions:
         config = s.config
         with st.container(border=True):
@@ -171,10 +210,18 @@ def session_board():
                     else "sample set, NOT WIDER FACE")
             head.markdown(f"**{DETECTORS[config.detector]} {engine.criterion_label(config.criterion)} "
                           f"{round(config.rate * 100)} %** · {config.epochs} SFP + {config.finetune_epochs} fine-tune "
-                          f"epochs · {data} · **{s.state}**")
+                          f"epochs · {data}{' · resumed' if s.resumed else ''} · **{s.state}**")
+            resumable = engine.can_resume(s.id)
             if s.state in ACTIVE:
                 button.button("Cancel", key=f"cancel-{s.id}", on_click=engine.cancel_session, args=(s.id,),
                               disabled=read_only())
+            elif resumable:
+                _resume_button(button, f"resume-{s.id}", engine.resume_session, s.id,
+                               "Go on from its last complete epoch, in the same run.")
+            if s.state == "cancelled" and resumable:
+                st.caption("Stopped by the user; every complete epoch is saved: Resume goes on from the last one.")
+            if f"resume-{s.id}" in _resume_errors():
+                st.error(f"Cannot resume: {_resume_errors()[f'resume-{s.id}']}")
             steps = _record(s)
             if s.state == "running" and s.progress is not None:
                 st.progress(*_progress(s.progress))

@@ -95,11 +95,11 @@ class ResultsStore:
         return run_id
 
     def resume_run(self, run_id):
-        """Mark an interrupted run as ``running`` again, owned by this process."""
+        """Mark an interrupted run as ``running`` again, owned by this process (its "stopped" message goes)."""
         with self._connect() as conn:
             self._require(conn, run_id)
-            conn.execute("UPDATE runs SET status='running', owner=?, finished_at=NULL, updated_at=? WHERE id=?",
-                         (current_owner(), _now(), run_id))
+            conn.execute("UPDATE runs SET status='running', owner=?, finished_at=NULL, message=NULL, updated_at=? "
+                         "WHERE id=?", (current_owner(), _now(), run_id))
 
     def update_run(self, run_id, **figures):
         with self._connect() as conn:
