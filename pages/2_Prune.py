@@ -8,7 +8,7 @@ import streamlit as st
 
 from app_support import engine
 from app_support.engine import DETECTORS
-from app_support.page import read_only, setup, upload_limit
+from app_support.page import kept, read_only, setup, upload_limit
 from facedet.errors import FacedetError
 from pruning.paths import data_roots, wider_roots
 from pruning.presets import preset_settings
@@ -16,6 +16,8 @@ from pruning.presets import preset_settings
 IMAGE_TYPES = ("jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff")
 
 ACTIVE = ("queued", "running")
+RATES = list(range(5, 95, 5))
+CROPS = [160, 224, 320, 480, 640]
 
 setup("Prune", "Prune a detector, fine-tune it and evaluate it, in the background")
 if not engine.available("SessionQueue", "SessionConfig", "ResultsStore"):
@@ -42,12 +44,16 @@ form, board = st.columns([2, 3], gap="large")
 with form:
     st.subheader("New session")
     with st.form("new_session", border=True):
-        arch = st.radio("Detector", list(DETECTORS), format_func=DETECTORS.get, horizontal=True, key="prune_arch")
-        criterion = st.selectbox("Criterion", engine.oneshot_criteria(), format_func=engine.criterion_label,
-                                 key="prune_criterion")
-        rate = st.select_slider("Pruning rate (per layer)", list(range(5, 95, 5)), value=30,
-                                format_func=lambda r: f"{r} %", key="prune_rate")
-        data = st.radio("Training data", list(DATA), format_func=DATA.get, key="prune_data")
+        # Each choice is kept when the user visits another page (Streamlit forgets undrawn widgets).
+        arch = kept(st.radio, "Detector", list(DETECTORS), format_func=DETECTORS.get, horizontal=True,
+                    key="prune_arch", default=next(iter(DETECTORS)), allowed=DETECTORS)
+        criteria = engine.oneshot_criteria()
+        criterion = kept(st.selectbox, "Criterion", criteria, format_func=engine.criterion_label,
+                         key="prune_criterion", default="fpgm" if "fpgm" in criteria else criteria[0], allowed=criteria)
+        rate = kept(st.select_slider, "Pruning rate (per layer)", RATES, format_func=lambda r: f"{r} %",
+                    key="prune_rate", default=30, allowed=RATES)
+        data = kept(st.radio, "Training data", list(DATA), format_func=DATA.get, key="prune_data",
+                    default=next(iter(DATA)), allowed=DATA)
         uploads = st.file_uploader("Photos to train on (for 'My photos')", type=list(IMAGE_TYPES),
                                    accept_multiple_files=True, key="prune_uploads", help=upload_limit())
         roots = data_roots()
@@ -59,13 +65,13 @@ with form:
                                   wider_choices, format_func=str, key="prune_wider_root") if wider_choices else None
         with st.expander("Schedule (the quick preset's; paper: 200 + 10 epochs)"):
             sfp, finetune, crop = st.columns(3)
-            epochs = sfp.number_input("SFP epochs", 1, 200, QUICK["epochs"], key="prune_epochs",
-                                      help="Soft Filter Pruning: the rate ramps up over the first two thirds; "
-                                           "filters are re-selected and zeroed after every epoch.")
-            finetune_epochs = finetune.number_input("Fine-tune epochs", 0, 50, QUICK["finetune_epochs"],
-                                                    key="prune_finetune", help="With the masks frozen.")
-            crop_size = crop.select_slider("Training crop (px)", [160, 224, 320, 480, 640], value=QUICK["crop_size"],
-                                           key="prune_crop")
+            epochs = kept(sfp.number_input, "SFP epochs", 1, 200, key="prune_epochs", default=QUICK["epochs"],
+                          help="Soft Filter Pruning: the rate ramps up over the first two thirds; "
+                               "filters are re-selected and zeroed after every epoch.")
+            finetune_epochs = kept(finetune.number_input, "Fine-tune epochs", 0, 50, key="prune_finetune",
+                                   default=QUICK["finetune_epochs"], help="With the masks frozen.")
+            crop_size = kept(crop.select_slider, "Training crop (px)", CROPS, key="prune_crop",
+                             default=QUICK["crop_size"], allowed=CROPS)
         st.caption(f"Runs on {_device()}. The default session takes about 2 minutes for EResFD on a 2-core CPU "
                    "(EXTD: several times longer).")
         start = st.form_submit_button("Start", type="primary", disabled=read_only())

@@ -238,3 +238,15 @@ def test_results_ticks_follow_run_ids_through_filters_and_deletions(engine_dirs)
     at.button(key="results_delete").click().run()
     assert not at.exception
     assert sorted(r["id"] for r in store.runs()) == sorted(ids["fpgm"])
+
+
+def test_the_form_keeps_its_choices_when_visiting_another_page(engine_dirs):
+    """Choices in the form (as the browser sends them when the form is submitted) survive a visit elsewhere."""
+    at = open_page("pages/2_Prune.py").run()
+    at.session_state["prune_rate"] = 60
+    at.session_state["prune_arch"] = "extd"
+    at.run()
+    at.switch_page("pages/4_Layers.py").run()
+    at.switch_page("pages/2_Prune.py").run()
+    assert not at.exception
+    assert at.select_slider(key="prune_rate").value == 60 and at.radio(key="prune_arch").value == "extd"
