@@ -97,6 +97,7 @@ def test_tiny_session_end_to_end(engine_dirs):
     compare.run()
     assert not compare.exception and not compare.error
     assert compare.subheader[-1].value == f"Pruned: #{run_id} EResFD FPGM 50 %"
+    assert compare.query_params["source"] == "session" and compare.query_params["run"] == str(run_id)  # its link
     assert "trained on photos, distilled; agreement with the dense model: AP" in compare.caption[1].value
     assert f"{int(table['parameters (nonzero)'].iloc[0]):,}" == [m.value for m in compare.metric
                                                                    if m.label == "Parameters (nonzero)"][-1]
