@@ -47,14 +47,16 @@ def detector(model_key, backend=INTERACTIVE_BACKEND):
 
 
 @st.cache_data(max_entries=64, show_spinner="Detecting faces…")
-def detections(model_key, image_key, _image):
-    """All detections scoring 0.05 or more (the slider filters them later), the milliseconds the
-    detection took, and the scale the image was run at. ``image_key`` identifies ``_image``, which
-    is not hashed."""
+def detections(model_key, image_key, _image, scale=None):
+    """All detections scoring 0.05 or more (the slider filters them later), the milliseconds this
+    first detection took (cached with it: a first run, not the model's latency) and the scale the
+    image was run at: ``scale``, or the detector's automatic one for None. ``image_key`` identifies
+    ``_image``, which is not hashed."""
     det = detector(model_key)
+    used = det.scale_for(*_image.shape[:2], scale)
     timings = {}
-    dets = det.detect(_image, threshold=0.05, timings=timings)
-    return dets, sum(timings.values()), det.auto_scale(*_image.shape[:2])
+    dets = det.detect(_image, scale=used, threshold=0.05, timings=timings)
+    return dets, sum(timings.values()), used
 
 
 @st.cache_data(max_entries=64, show_spinner="Finding the removed filters…")
@@ -70,6 +72,19 @@ def removed_filters(arch, criterion, rate, source):
     from app_support.engine import layer_selection
 
     return layer_selection(detector(published_key(arch)).model, criterion, rate)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def rate_effects(arch, criterion, rates):
+    """``{rate: pruning.criteria.RateEffect}`` of one-shot ``criterion`` on ``arch``'s dense model, for
+    ``rates`` in percent (and ``same_as`` in percent)."""
+    import dataclasses
+
+    from app_support.engine import rate_effects as effects
+
+    found = effects(detector(published_key(arch)).model, criterion, [r / 100 for r in rates])
+    return {round(rate * 100): dataclasses.replace(effect, same_as=tuple(round(r * 100) for r in effect.same_as))
+            for rate, effect in found.items()}
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -53,6 +53,13 @@ def layer_selection(model, criterion, rate):
     return {layer: [int(i) for i in indices] for layer, indices in select(model, criterion, rate).items()}
 
 
+def rate_effects(model, criterion, rates):
+    """``{rate: RateEffect}``: the filters each one-shot rate really removes, and the rates that make the same model."""
+    from pruning import rate_effects as effects
+
+    return effects(model, criterion, rates)
+
+
 # ---- results store -----------------------------------------------------------------------------
 
 def open_store():
@@ -205,6 +212,30 @@ def sessions():
 def cancel_session(session_id):
     _refuse_when_read_only()
     session_queue().cancel(session_id)
+
+
+def can_resume(session_id):
+    """True when a cancelled or failed session left a run that Resume can continue."""
+    return session_queue().resumable(session_id)
+
+
+def resume_session(session_id):
+    """Queue the continuation of an interrupted session from its last complete epoch; returns the new id."""
+    _refuse_when_read_only()
+    queue = session_queue()
+    return queue.resume_run_dir(queue.status(session_id).run_dir)
+
+
+def interrupted_runs():
+    """Runs of the store that stopped early (cancelled, failed, crashed with an earlier server) and that
+    no session of this server holds: Resume can continue them."""
+    return session_queue().interrupted_runs()
+
+
+def resume_run(run_id):
+    """Queue the continuation of an interrupted run of the store; returns the new session's id."""
+    _refuse_when_read_only()
+    return session_queue().resume(run_id)
 
 
 def _refuse_when_read_only():

@@ -49,6 +49,34 @@ def setup(title, subtitle):
     st.markdown(f"#### {subtitle}")
 
 
+# Streamlit deletes a widget's state in any run that does not draw it (another source's controls,
+# another page): each chosen value is also copied under this prefix, a key no widget owns.
+KEPT = "kept:"
+
+
+def restore(key, default, allowed=None):
+    """Give widget ``key`` its last chosen value before it is drawn: its own state, else the kept
+    copy, else ``default``. ``allowed``: the values it may take now (a stale one falls back)."""
+    if key in st.session_state and (allowed is None or st.session_state[key] in allowed):
+        return
+    value = st.session_state.get(KEPT + key, default)
+    st.session_state[key] = value if allowed is None or value in allowed else default
+
+
+def kept(draw, *args, key, default, allowed=None, **kwargs):
+    """Draw a widget (``draw``: ``st.radio``, ``column.selectbox`` ...) whose value survives the runs
+    and pages that do not draw it; returns its value. Pass no value or index: ``default`` is it."""
+    restore(key, default, allowed)
+    value = draw(*args, key=key, **kwargs)
+    st.session_state[KEPT + key] = value
+    return value
+
+
+def choose(key, value):
+    """Set a kept widget's value from outside it (a deep link), for its next drawing."""
+    st.session_state[key] = st.session_state[KEPT + key] = value
+
+
 def legend(items):
     """A row of coloured swatches: ``items`` maps an RGB tuple to its meaning."""
     chips = " &nbsp;&nbsp; ".join(

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_support import cached
-from app_support.page import legend, setup, upload_limit
+from app_support import cached, facts, link
+from app_support.page import KEPT, choose, kept, legend, setup, upload_limit
 from app_support import engine
 from app_support.engine import DETECTORS, criterion_label, oneshot_criteria, session_checkpoints
 from facedet.compare import match_detections
@@ -26,41 +26,79 @@ SOURCES = {
     "oneshot": "One-shot prune now (NO fine-tuning)",
     "session": "From my sessions",
 }
+DEFAULT_SOURCE = "published"
+PUBLISHED_CRITERIA = ["fpgm", "l1"]
+PUBLISHED_RATES = [0, 10, 20, 30, 40, 50]
+ONESHOT_RATES = list(range(5, 95, 5))
+LINK_KEY = "compare_link"  # the query parameters this page last wrote
 
 setup("Compare", "The original detector against a pruned one, on the same photo (the paper's Figures 4–5)")
 
-# ---- choices -------------------------------------------------------------------------------
+
+def follow_link():
+    """Take the choices of a link that was opened (query parameters this page did not write)."""
+    params = st.query_params.to_dict()
+    if params and params != st.session_state.get(LINK_KEY):
+        for key, value in link.choices_from(params, st.session_state.get(KEPT + "source", DEFAULT_SOURCE)).items():
+            choose(key, value)
+
+
+def keep_link_updated():
+    """The address bar names the comparison shown, so that copying it reopens this comparison."""
+    params = link.params_for({key: st.session_state.get(KEPT + key) for key in link.CHOICE_KEYS})
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)
+    st.session_state[LINK_KEY] = params
+
+
+follow_link()
+
+# ---- choices (each kept when its widget is not drawn: another source, another page) -----------
 with st.sidebar:
     st.header("Photo")
     upload = st.file_uploader("Upload a photo", key="upload", help=upload_limit())
-    sample = st.selectbox("…or pick a sample", list(SAMPLES), index=list(SAMPLES).index(DEFAULT_SAMPLE),
-                          key="sample", disabled=upload is not None)
+    sample = kept(st.selectbox, "…or pick a sample", list(SAMPLES), key="sample", default=DEFAULT_SAMPLE,
+                  allowed=SAMPLES, disabled=upload is not None)
     st.header("Models")
-    arch = st.radio("Detector", list(DETECTORS), format_func=DETECTORS.get, horizontal=True, key="arch")
-    source = st.radio("Pruned model", list(SOURCES), format_func=SOURCES.get, key="source")
-    pruned_key, pruned_label = None, None
+    arch = kept(st.radio, "Detector", list(DETECTORS), format_func=DETECTORS.get, horizontal=True, key="arch",
+                default=next(iter(DETECTORS)), allowed=DETECTORS)
+    source = kept(st.radio, "Pruned model", list(SOURCES), format_func=SOURCES.get, key="source",
+                  default=DEFAULT_SOURCE, allowed=SOURCES)
+    pruned_key, pruned_label, pruned_run = None, None, None
     if source == "published":
-        criterion = st.radio("Criterion", ["fpgm", "l1"], format_func=str.upper, horizontal=True, key="criterion")
-        rate = st.select_slider("Pruning rate", options=[0, 10, 20, 30, 40, 50], value=10,
-                                format_func=lambda r: f"{r} %" + (" (dense)" if r == 0 else ""), key="rate")
+        criterion = kept(st.radio, "Criterion", PUBLISHED_CRITERIA, format_func=str.upper, horizontal=True,
+                         key="criterion", default="fpgm", allowed=PUBLISHED_CRITERIA)
+        rate = kept(st.select_slider, "Pruning rate", options=PUBLISHED_RATES, key="rate", default=10,
+                    allowed=PUBLISHED_RATES, format_func=lambda r: f"{r} %" + (" (dense)" if r == 0 else ""))
         name = pretrained_name(arch, criterion, rate / 100)
         pruned_key = cached.published_key(name)
-        pruned_label = (f"{DETECTORS[arch]} {criterion.upper()} {rate} %", "published: SFP-pruned and fine-tuned by the authors") if rate \
+        twins = "".join(f"; the same file as {facts.published_label(t)}" for t in facts.same_file_as(name))
+        pruned_label = (f"{DETECTORS[arch]} {criterion.upper()} {rate} %",
+                        f"published: SFP-pruned and fine-tuned by the authors{twins}") if rate \
             else (f"{DETECTORS[arch]} dense", "the same dense model as on the left")
     elif source == "oneshot":
         criteria = oneshot_criteria()
         if not criteria:
             st.warning("The pruning engine is not available, so live pruning is off.")
         else:
-            criterion = st.selectbox("Criterion", criteria, format_func=criterion_label, key="oneshot_criterion")
-            rate = st.select_slider("Pruning rate", options=list(range(5, 95, 5)), value=30,
-                                    format_func=lambda r: f"{r} %", key="oneshot_rate")
+            criterion = kept(st.selectbox, "Criterion", criteria, format_func=criterion_label, key="oneshot_criterion",
+                             default="fpgm" if "fpgm" in criteria else criteria[0], allowed=criteria)
+            try:
+                effects = cached.rate_effects(arch, criterion, tuple(ONESHOT_RATES))
+            except FacedetError:  # the dense model does not load: said below, where detection needs it
+                effects = None
+            rate = kept(st.select_slider, "Pruning rate", options=ONESHOT_RATES, key="oneshot_rate", default=30,
+                        allowed=ONESHOT_RATES,
+                        format_func=(lambda r: facts.rate_label(r, effects[r])) if effects else (lambda r: f"{r} %"),
+                        help="Each layer loses int(n × rate) of its n filters: on small layers nearby rates "
+                             "round to the same model, and a low rate can remove nothing (the label says so).")
             pruned_key = cached.oneshot_key(arch, criterion, rate / 100)
-            pruned_label = (f"{DETECTORS[arch]} {criterion_label(criterion)} {rate} %", "one-shot pruned just now, NO fine-tuning")
+            pruned_label = (f"{DETECTORS[arch]} {criterion_label(criterion)} {rate} %",
+                            "one-shot pruned just now, NO fine-tuning")
     else:
         sessions, problem = {}, None
         try:
-            sessions = session_checkpoints(arch)
+            sessions = {run["id"]: (label, run) for label, run in session_checkpoints(arch).items()}
         except FacedetError as err:  # a damaged results store: the other sources still work
             problem = f"Your sessions are not available: {err}"
         if problem:
@@ -68,14 +106,24 @@ with st.sidebar:
         elif not sessions:
             st.info("No finished sessions for this detector yet: start one on the Prune page.")
         else:
-            run = sessions[st.selectbox("Session", list(sessions), key="session")]
-            data = {"sample set": "the sample set, NOT WIDER FACE"}.get(engine.run_data(run), engine.run_data(run))
-            agreement = engine.agreement_text(run)
-            pruned_key = cached.file_key(run["checkpoint"])
-            pruned_label = (engine.run_label(run, data=False), f"from your pruning session, trained on {data}"
+            run_id = kept(st.selectbox, "Session", list(sessions), format_func=lambda i: sessions[i][0], key="session",
+                          default=next(iter(sessions)), allowed=sessions)
+            pruned_run = sessions[run_id][1]
+            data = {"sample set": "the sample set, NOT WIDER FACE"}.get(engine.run_data(pruned_run), engine.run_data(pruned_run))
+            agreement = engine.agreement_text(pruned_run)
+            pruned_key = cached.file_key(pruned_run["checkpoint"])
+            pruned_label = (engine.run_label(pruned_run, data=False), f"from your pruning session, trained on {data}"
                             + (f"; {agreement}" if agreement else ""))
+    st.header("Detection")
+    scale_mode = kept(st.radio, "Scale (both models)", list(facts.SCALES), format_func=facts.SCALES.get, key="scale",
+                      default="auto", allowed=facts.SCALES,
+                      help="The photo is resized by this factor before the network. Automatic brings it to the "
+                           "authors' demo size, which enlarges small photos a lot.")
+    custom_scale = kept(st.number_input, "Custom scale", *facts.CUSTOM_SCALE_RANGE, step=0.1, key="scale_custom",
+                        default=1.0) if scale_mode == "custom" else None
     st.header("Display")
-    threshold = st.slider("Score threshold (both sides)", 0.05, 0.95, 0.5, 0.05, key="threshold")
+    threshold = kept(st.slider, "Score threshold (both sides)", 0.05, 0.95, step=0.05, key="threshold", default=0.5)
+keep_link_updated()
 
 # ---- the photo -----------------------------------------------------------------------------
 try:
@@ -95,59 +143,97 @@ if pruned_key is None:
 
 # ---- detection (cached: moving the threshold re-uses it) -----------------------------------
 original_key = cached.published_key(arch)
+requested_scale = facts.detection_scale(scale_mode, custom_scale, *image.shape[:2])
 try:
-    original, original_ms, scale = cached.detections(original_key, image_key, image)
-    pruned, pruned_ms, _ = cached.detections(pruned_key, image_key, image)
-except ImageError as err:  # a photo the detector cannot take (too thin for its input limits)
-    st.error(f"Cannot use this photo: {err}")
+    original, original_ms, scale = cached.detections(original_key, image_key, image, requested_scale)
+    pruned, pruned_ms, _ = cached.detections(pruned_key, image_key, image, requested_scale)
+except ImageError as err:  # a photo (or a scale) the detector cannot take: too thin for its input limits
+    st.error(f"Cannot use this photo{'' if requested_scale is None else ' at this scale'}: {err}")
     st.stop()
 except FacedetError as err:
     st.error(f"Cannot load the model: {err}")
     st.stop()
 original = original[original[:, 4] >= threshold]
 pruned = pruned[pruned[:, 4] >= threshold]
+if source == "oneshot" and effects:  # the rate asked for, and what it really removed from this model
+    removed = sum(map(len, cached.removed_filters(arch, criterion, rate / 100, "oneshot").values()))
+    total, nonzero = cached.parameter_count(pruned_key)
+    done = facts.oneshot_text(rate, removed, effects[rate], 1 - nonzero / total)
+    pruned_label = (pruned_label[0], f"{pruned_label[1]} · {done}")
 comparison = match_detections(original, pruned)
+annotations = faces_for(sample) if upload is None else None
+if annotations is not None and not len(annotations):
+    annotations = None
+if annotations is not None:
+    from pruning.agreement import face_counts
+
+    # (found, missed, boxes on no face) of each side against our hand annotations
+    counts = [face_counts(dets, annotations, threshold) for dets in (original, pruned)]
 
 shown, factor = fit_for_display(image)
 sides = (
-    ((f"Original: {DETECTORS[arch]}", "the dense published model"), original_key, original, original_ms,
+    ((f"Original: {DETECTORS[arch]}", "the dense published model"), original_key, original, original_ms, None,
      lambda img, f: annotate_original(img, original, f)),
-    ((f"Pruned: {pruned_label[0]}", pruned_label[1]), pruned_key, pruned, pruned_ms,
+    ((f"Pruned: {pruned_label[0]}", pruned_label[1]), pruned_key, pruned, pruned_ms, pruned_run,
      lambda img, f: annotate_pruned(img, pruned, original, comparison, f)),
 )
 # Row by row (titles, pictures, figures), so that the two pictures line up whatever the titles' length.
 for column, ((title, subtitle), *_) in zip(st.columns(2, gap="medium"), sides):
     column.subheader(title)
     column.caption(subtitle)
-for column, (_, _, _, _, draw) in zip(st.columns(2, gap="medium"), sides):
+for column, (*_, draw) in zip(st.columns(2, gap="medium"), sides):
     column.image(draw(shown, factor), width="stretch", output_format="JPEG")  # JPEG: encoded and sent faster
-for side, (column, (_, key, dets, ms, draw)) in enumerate(zip(st.columns(2, gap="medium"), sides)):
+for side, (column, (_, key, dets, ms, run, draw)) in enumerate(zip(st.columns(2, gap="medium"), sides)):
     with column:
         total, nonzero = cached.parameter_count(key)
-        metrics = st.columns(3)
-        metrics[0].metric("Faces", len(dets))
-        metrics[1].metric("Parameters (nonzero)", f"{nonzero:,}")
-        metrics[2].metric("Detection time", f"{ms:,.0f} ms")
+        faces = st.columns(3 if annotations is not None else 2)
+        faces[0].metric("Faces", len(dets))
+        if annotations is not None:
+            faces[1].metric("Annotated faces found", f"{counts[side][0]} of {len(annotations)}",
+                            help=f"Our hand annotations of this photo; {counts[side][2]} of the boxes are on no "
+                                 "annotated face.")
+        faces[-1].metric("Parameters (nonzero)", f"{nonzero:,}")
+        times = st.columns(2)
+        # Cached with the detections: the first detection of this photo, warm-up and all; never the model's speed.
+        times[0].metric("Time on this photo (first run)", f"{ms:,.0f} ms",
+                        help="Pre-processing, network and NMS the first time this photo was detected at this scale.")
+        latency = facts.measured_latency(key, run)
+        times[1].metric("Latency (640×480, warm)", f"{latency[0]:,.1f} ms" if latency else "not measured",
+                        help=f"{facts.LATENCY_DEFINITION}; " + (latency[1] if latency else
+                             "measure it with the button below or on the Trade-offs page (Latency here)."))
         st.caption(f"{total:,} parameters in total, {1 - nonzero / total:.1%} zero.")
         st.download_button(f"Download this image ({image.shape[1]}×{image.shape[0]})",
                            data=lambda draw=draw: png_bytes(draw(image, 1.0)),
                            file_name=f"{image_name}-{key.split(':', 1)[1].replace('/', '_').replace(':', '-')[-60:]}.png",
                            mime="image/png", key=f"download-{side}")
 
+unmeasured = [key for key, run in ((original_key, None), (pruned_key, pruned_run))
+              if not facts.measured_latency(key, run)]
+if unmeasured:
+    st.button("Measure the latency (640×480, a few seconds a model)", key="measure_latency",
+              on_click=facts.measure_latency, args=(unmeasured,))
+
 legend({COLOURS[k]: text for k, text in LEGEND.items()})
 st.caption(
-    f"Both models ran on the full {image.shape[1]}×{image.shape[0]} photo at scale {scale:.2f} (the detector's "
-    f"automatic scale); the display is {'shrunk' if factor < 1 else 'shown'} at {factor:.0%}. Matched: "
-    f"{len(comparison.matched)}, only pruned: {len(comparison.only_candidate)}, missed: {len(comparison.missed)} "
-    f"(one-to-one, IoU ≥ 0.5). Detection time: pre-processing, network and NMS for this photo on "
-    f"this machine's {cached.detector(original_key).device.type.upper()}, measured when it was first detected "
-    f"(the Trade-offs page times every model on the same 640×480 input)."
+    f"Both models ran on the full {image.shape[1]}×{image.shape[0]} photo at "
+    f"{facts.scale_text(scale_mode, scale, requested_scale)}; the display is {'shrunk' if factor < 1 else 'shown'} "
+    f"at {factor:.0%}. Found by both: {len(comparison.matched)}, only the pruned model finds: "
+    f"{len(comparison.only_candidate)}, only the original finds: {len(comparison.missed)} (one-to-one, IoU ≥ 0.5). "
+    "The original is not ground truth: a box only it finds may be a false box of its own (on a photo without "
+    "faces, every one is)."
 )
-annotations = faces_for(sample) if upload is None else None
-if annotations is not None and len(annotations):
-    from pruning.agreement import face_counts
-
-    counts = [face_counts(dets, annotations, threshold) for dets in (original, pruned)]
+st.caption(
+    f"Time on this photo (first run): pre-processing, network and NMS on this machine's "
+    f"{cached.detector(original_key).device.type.upper()} the first time each model detected this photo at this "
+    f"scale, warm-up included; it is not the model's speed. Latency: {facts.LATENCY_DEFINITION}, measured here "
+    "(the button above, or the Trade-offs page). Masked models (published, one-shot, sessions) still run the dense "
+    "convolutions, so their latency is the dense model's."
+)
+if annotations is not None:
     st.caption(f"This photo has {len(annotations)} hand-annotated faces (ours). Original: {counts[0][0]} found, "
                f"{counts[0][2]} boxes on no face; pruned: {counts[1][0]} found, {counts[1][2]} boxes on no face "
                f"(IoU ≥ 0.4, score ≥ {threshold:.2f}).")
+if source == "oneshot" and effects:
+    note = facts.rounding_note(arch, effects)
+    if note:
+        st.caption(note)

@@ -8,7 +8,7 @@ import streamlit as st
 
 from app_support import engine
 from app_support.engine import DETECTORS
-from app_support.page import read_only, setup, upload_limit
+from app_support.page import kept, read_only, setup, upload_limit
 from facedet.errors import FacedetError
 from pruning.paths import data_roots, wider_roots
 from pruning.presets import preset_settings
@@ -16,6 +16,8 @@ from pruning.presets import preset_settings
 IMAGE_TYPES = ("jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff")
 
 ACTIVE = ("queued", "running")
+RATES = list(range(5, 95, 5))
+CROPS = [160, 224, 320, 480, 640]
 
 setup("Prune", "Prune a detector, fine-tune it and evaluate it, in the background")
 if not engine.available("SessionQueue", "SessionConfig", "ResultsStore"):
@@ -42,12 +44,16 @@ form, board = st.columns([2, 3], gap="large")
 with form:
     st.subheader("New session")
     with st.form("new_session", border=True):
-        arch = st.radio("Detector", list(DETECTORS), format_func=DETECTORS.get, horizontal=True, key="prune_arch")
-        criterion = st.selectbox("Criterion", engine.oneshot_criteria(), format_func=engine.criterion_label,
-                                 key="prune_criterion")
-        rate = st.select_slider("Pruning rate (per layer)", list(range(5, 95, 5)), value=30,
-                                format_func=lambda r: f"{r} %", key="prune_rate")
-        data = st.radio("Training data", list(DATA), format_func=DATA.get, key="prune_data")
+        # Each choice is kept when the user visits another page (Streamlit forgets undrawn widgets).
+        arch = kept(st.radio, "Detector", list(DETECTORS), format_func=DETECTORS.get, horizontal=True,
+                    key="prune_arch", default=next(iter(DETECTORS)), allowed=DETECTORS)
+        criteria = engine.oneshot_criteria()
+        criterion = kept(st.selectbox, "Criterion", criteria, format_func=engine.criterion_label,
+                         key="prune_criterion", default="fpgm" if "fpgm" in criteria else criteria[0], allowed=criteria)
+        rate = kept(st.select_slider, "Pruning rate (per layer)", RATES, format_func=lambda r: f"{r} %",
+                    key="prune_rate", default=30, allowed=RATES)
+        data = kept(st.radio, "Training data", list(DATA), format_func=DATA.get, key="prune_data",
+                    default=next(iter(DATA)), allowed=DATA)
         uploads = st.file_uploader("Photos to train on (for 'My photos')", type=list(IMAGE_TYPES),
                                    accept_multiple_files=True, key="prune_uploads", help=upload_limit())
         roots = data_roots()
@@ -59,13 +65,13 @@ with form:
                                   wider_choices, format_func=str, key="prune_wider_root") if wider_choices else None
         with st.expander("Schedule (the quick preset's; paper: 200 + 10 epochs)"):
             sfp, finetune, crop = st.columns(3)
-            epochs = sfp.number_input("SFP epochs", 1, 200, QUICK["epochs"], key="prune_epochs",
-                                      help="Soft Filter Pruning: the rate ramps up over the first two thirds; "
-                                           "filters are re-selected and zeroed after every epoch.")
-            finetune_epochs = finetune.number_input("Fine-tune epochs", 0, 50, QUICK["finetune_epochs"],
-                                                    key="prune_finetune", help="With the masks frozen.")
-            crop_size = crop.select_slider("Training crop (px)", [160, 224, 320, 480, 640], value=QUICK["crop_size"],
-                                           key="prune_crop")
+            epochs = kept(sfp.number_input, "SFP epochs", 1, 200, key="prune_epochs", default=QUICK["epochs"],
+                          help="Soft Filter Pruning: the rate ramps up over the first two thirds; "
+                               "filters are re-selected and zeroed after every epoch.")
+            finetune_epochs = kept(finetune.number_input, "Fine-tune epochs", 0, 50, key="prune_finetune",
+                                   default=QUICK["finetune_epochs"], help="With the masks frozen.")
+            crop_size = kept(crop.select_slider, "Training crop (px)", CROPS, key="prune_crop",
+                             default=QUICK["crop_size"], allowed=CROPS)
         st.caption(f"Runs on {_device()}. The default session takes about 2 minutes for EResFD on a 2-core CPU "
                    "(EXTD: several times longer).")
         start = st.form_submit_button("Start", type="primary", disabled=read_only())
@@ -160,12 +166,51 @@ def _eta(seconds):
     return f"ETA {minutes} min {secs:02d} s" if minutes else f"ETA {secs} s"
 
 
+def _resume_errors():
+    """{Resume button key: why it failed} for this browser session (a callback cannot draw)."""
+    return st.session_state.setdefault("prune_resume_errors", {})
+
+
+def _resume(resume, target, key):
+    """A Resume button's action: ``resume(target)`` (a session id or a run id), any refusal kept to be shown."""
+    try:
+        resume(target)
+    except FacedetError as err:
+        _resume_errors()[key] = str(err)
+
+
+def _resume_button(column, key, resume, target, help):
+    column.button("Resume", key=key, on_click=_resume, args=(resume, target, key), type="primary",
+                  disabled=read_only(), help=help)
+
+
+def _interrupted_runs():
+    """The store's interrupted runs that no session here holds (a server that stopped left them)."""
+    runs = engine.interrupted_runs()
+    if runs:
+        st.caption("Interrupted runs of the results store (cancelled, failed, or crashed when their server "
+                   "stopped): Resume goes on from their last complete epoch.")
+    for run in runs:
+        with st.container(border=True):
+            head, button = st.columns([4, 1])
+            head.markdown(f"Run {engine.run_label(run)} · {run.get('epochs_done') or 0} epochs done · "
+                          f"**{run['status']}**" + (f"  \n{run['message']}" if run.get("message") else ""))
+            key = f"resume-run-{run['id']}"
+            _resume_button(button, key, engine.resume_run, run["id"], "Go on from its last complete epoch, in the same run.")
+            if key in _resume_errors():
+                st.error(f"Cannot resume: {_resume_errors()[key]}")
+
+
 @st.fragment(run_every=1.0)
 def session_board():
     sessions = engine.sessions()
     if not sessions:
         st.info("No sessions yet. Start one on the left; it keeps running if you reload or leave the page.")
-        return
+    _session_cards(sessions)
+    _interrupted_runs()
+
+
+def _session_cards(sessions):
     for s in sessions:
         config = s.config
         with st.container(border=True):
@@ -174,10 +219,18 @@ def session_board():
                     else "sample set, NOT WIDER FACE")
             head.markdown(f"**{DETECTORS[config.detector]} {engine.criterion_label(config.criterion)} "
                           f"{round(config.rate * 100)} %** · {config.epochs} SFP + {config.finetune_epochs} fine-tune "
-                          f"epochs · {data} · **{s.state}**")
+                          f"epochs · {data}{' · resumed' if s.resumed else ''} · **{s.state}**")
+            resumable = engine.can_resume(s.id)
             if s.state in ACTIVE:
                 button.button("Cancel", key=f"cancel-{s.id}", on_click=engine.cancel_session, args=(s.id,),
                               disabled=read_only())
+            elif resumable:
+                _resume_button(button, f"resume-{s.id}", engine.resume_session, s.id,
+                               "Go on from its last complete epoch, in the same run.")
+            if s.state == "cancelled" and resumable:
+                st.caption("Stopped by the user; every complete epoch is saved: Resume goes on from the last one.")
+            if f"resume-{s.id}" in _resume_errors():
+                st.error(f"Cannot resume: {_resume_errors()[f'resume-{s.id}']}")
             steps = _record(s)
             if s.state == "running" and s.progress is not None:
                 st.progress(*_progress(s.progress))

@@ -3,7 +3,8 @@
 import streamlit as st
 
 from app_support import cached
-from app_support.page import setup
+from app_support.facts import LATENCY_KEY
+from app_support.page import kept, setup
 from app_support.engine import user_runs
 from facedet.errors import FacedetError
 from facedet.viz.tradeoffs import AGREEMENT, COSTS, SUBSETS, tradeoff_figure, tradeoff_table
@@ -12,13 +13,14 @@ from facedet.weights import PRETRAINED
 setup("Trade-offs", "Accuracy against model cost: the paper's Figures 2–3, with FLOPs and latency too")
 
 controls = st.columns([1, 2, 1])
-subset = controls[0].segmented_control(
-    "Accuracy", SUBSETS + (AGREEMENT,), default="easy", required=True, key="subset",
-    format_func=lambda s: "Agreement (photos)" if s == AGREEMENT else f"WIDER {s.capitalize()}")
-cost = controls[1].segmented_control(
-    "Model cost (log axis)", list(COSTS), default="parameters", required=True, key="cost",
-    format_func={"parameters": "Parameters", "gflops": "FLOPs at 640×480", "latency_ms": "Latency here"}.get)
-show_pareto = controls[2].toggle("Highlight the Pareto front", value=True)
+# Kept when the user visits another page (Streamlit forgets the state of widgets it does not draw).
+subset = kept(controls[0].segmented_control, "Accuracy", SUBSETS + (AGREEMENT,), required=True, key="subset",
+              default="easy", allowed=SUBSETS + (AGREEMENT,),
+              format_func=lambda s: "Agreement (photos)" if s == AGREEMENT else f"WIDER {s.capitalize()}")
+cost = kept(controls[1].segmented_control, "Model cost (log axis)", list(COSTS), required=True, key="cost",
+            default="parameters", allowed=COSTS,
+            format_func={"parameters": "Parameters", "gflops": "FLOPs at 640×480", "latency_ms": "Latency here"}.get)
+show_pareto = kept(controls[2].toggle, "Highlight the Pareto front", key="show_pareto", default=True)
 
 try:
     runs = user_runs()
@@ -38,7 +40,7 @@ if cost == "gflops":
 elif cost == "latency_ms":
     models = {cached.published_key(name): name for name in PRETRAINED}
     models.update({cached.file_key(run["checkpoint"]): run["label"] for run in runs})
-    measured = st.session_state.setdefault("latency_ms", {})  # model key -> ms (the timings are cached too)
+    measured = st.session_state.setdefault(LATENCY_KEY, {})  # model key -> ms, shared with Compare (cached too)
     missing = [key for key in models if key not in measured]
     if missing:
         st.info("Latency is measured on this machine as `facedet bench` does: the median of 5 warm runs of the whole "

@@ -2,39 +2,52 @@
 
 import streamlit as st
 
-from app_support import cached
-from app_support.page import setup
+from app_support import cached, facts
+from app_support.page import kept, setup
 from app_support.engine import DETECTORS, criterion_label, oneshot_criteria
 from facedet.errors import FacedetError
 from facedet.viz.layers import filter_map_figure, layer_table, removed_figure, share_figure
+from facedet.weights import pretrained_name
 
 SOURCES = {
     "published": "The paper's published checkpoints (after SFP training)",
     "oneshot": "One-shot selection on the dense model (what each criterion picks first)",
 }
+PUBLISHED_RATES = [10, 20, 30, 40, 50]
+ONESHOT_RATES = list(range(5, 95, 5))
 
 setup("Layers", "Which filters each criterion removes, layer by layer: redundant (FPGM) or small (L1)?")
 
+# Each choice is kept while its widget is not drawn (the other source's controls, another page).
 controls = st.columns([1, 2, 2])
-arch = controls[0].radio("Detector", list(DETECTORS), format_func=DETECTORS.get, key="layers_arch")
-source = controls[1].radio("Pruned filters from", list(SOURCES), format_func=SOURCES.get, key="layers_source")
+arch = kept(controls[0].radio, "Detector", list(DETECTORS), format_func=DETECTORS.get, key="layers_arch",
+            default=next(iter(DETECTORS)), allowed=DETECTORS)
+source = kept(controls[1].radio, "Pruned filters from", list(SOURCES), format_func=SOURCES.get, key="layers_source",
+              default="published", allowed=SOURCES)
+rounding = None
 if source == "published":
     criteria = ["fpgm", "l1"]
-    rate = controls[2].select_slider("Pruning rate", [10, 20, 30, 40, 50], value=30, format_func=lambda r: f"{r} %",
-                                     key="layers_rate")
+    rate = kept(controls[2].select_slider, "Pruning rate", PUBLISHED_RATES, format_func=lambda r: f"{r} %",
+                key="layers_rate", default=30, allowed=PUBLISHED_RATES)
 else:
     available = oneshot_criteria()
     if not available:
         st.warning("The pruning engine (package `pruning`) is not available, so one-shot selections are off; "
                    "the published checkpoints can still be inspected.")
         st.stop()
-    criteria = controls[2].multiselect("Criteria (two to compare)", available, default=[c for c in ("fpgm", "l1") if c in available],
-                                       max_selections=2, format_func=criterion_label, key="layers_criteria")
-    rate = controls[2].select_slider("Pruning rate", list(range(5, 95, 5)), value=30, format_func=lambda r: f"{r} %",
-                                     key="layers_oneshot_rate")
+    criteria = kept(controls[2].multiselect, "Criteria (two to compare)", available, max_selections=2,
+                    format_func=criterion_label, key="layers_criteria",
+                    default=[c for c in ("fpgm", "l1") if c in available])
+    criteria = [c for c in criteria if c in available]
+    # The first criterion's rounding: every criterion removes int(n * rate) of a layer's n filters.
+    effects = cached.rate_effects(arch, criteria[0], tuple(ONESHOT_RATES)) if criteria else None
+    rate = kept(controls[2].select_slider, "Pruning rate", ONESHOT_RATES, key="layers_oneshot_rate", default=30,
+                allowed=ONESHOT_RATES,
+                format_func=(lambda r: facts.rate_label(r, effects[r])) if effects else (lambda r: f"{r} %"))
     if not criteria:
         st.info("Pick at least one criterion.")
         st.stop()
+    rounding = facts.rounding_note(arch, effects)
 
 try:
     removed = {c: cached.removed_filters(arch, c, rate / 100, source) for c in criteria}
@@ -51,6 +64,12 @@ if len(criteria) == 2:
     both = int(table["common"].sum())
     union = int(sum(table[f"removed_{c}"].sum() for c in criteria)) - both
     totals[-1].metric("Chosen by both", f"{both:,} ({both / union:.0%} overlap)" if union else "—")
+if source == "published":
+    twins = facts.same_file_note([pretrained_name(arch, c, rate / 100) for c in criteria])
+    if twins:  # the registry's own sha256s: an overlap of 100 % that is no agreement
+        st.warning(twins, icon=":material/content_copy:")
+if rounding:
+    st.caption(rounding)
 
 st.subheader("Filters removed per layer")
 st.plotly_chart(removed_figure(table, criteria), width="stretch", theme=None)
@@ -64,11 +83,13 @@ st.caption(
 )
 
 st.subheader("Share of the parameters, before and after")
-shown = st.radio("Criterion", criteria, format_func=str.upper, horizontal=True, key="layers_share")
+shown = kept(st.radio, "Criterion", criteria, format_func=str.upper, horizontal=True, key="layers_share",
+             default=criteria[0], allowed=criteria)
 st.plotly_chart(share_figure(table, shown), width="stretch", theme=None)
 
 st.subheader("Which filters, in one layer")
-layer = st.selectbox("Layer", table["layer"], key="layers_layer")
+layers = list(table["layer"])
+layer = kept(st.selectbox, "Layer", layers, key="layers_layer", default=layers[0], allowed=layers)
 filters = int(table.loc[table["layer"] == layer, "filters"].iloc[0])
 st.plotly_chart(filter_map_figure(removed, layer, filters), width="stretch", theme=None)
 for c in criteria:

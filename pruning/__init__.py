@@ -8,6 +8,8 @@ Public API (imported lazily, so ``import pruning`` is cheap):
   masks are ``{conv name: BoolTensor[out_channels]}`` (True = kept).
 - ``select_filters(model, criterion, rate)`` / ``layer_selection(model, criterion, rate)``:
   ``{layer: removed filter indices}``, the model untouched.
+- ``rate_effects(model, criterion, rates) -> {rate: RateEffect}``: how many filters each rate
+  really removes, and which rates make the same model (small layers round nearby rates alike).
 - ``apply_masks``, ``masks_of``: put masks on a model, read them back from its zero filters.
 - ``compact_model(model) -> CompactResult``: physically remove pruned channels (equal outputs).
 - ``export_onnx(model, path)``, ``model_costs(model)``: deployment and cost figures.
@@ -30,6 +32,7 @@ _EXPORTS = {
     "one_shot_prune": "pruning.criteria",
     "select_filters": "pruning.criteria",
     "layer_selection": "pruning.criteria",
+    "rate_effects": "pruning.criteria",
     "apply_masks": "pruning.masks",
     "masks_of": "pruning.masks",
     "compact_model": "pruning.compact",

@@ -194,6 +194,40 @@ def one_shot_prune(model, criterion, rate, batch=None, seed=0):
     return masks
 
 
+@dataclass(frozen=True)
+class RateEffect:
+    """What a one-shot rate does to a model, counted without scoring any filter."""
+
+    removed: int  # filters removed, over all the layers the criterion prunes
+    filters: int  # filters of those layers
+    same_as: tuple  # the other rates asked about that remove exactly the same filters
+
+
+def removal_counts(model, criterion, rate):
+    """``{layer name: filters removed}`` by ``criterion`` at ``rate``, for every layer it prunes."""
+    check_criterion(criterion)
+    rate = check_rate(rate)
+    convs = prunable_convs(model)
+    if criterion == "slimming":  # a conv with no BatchNorm of its own keeps its filters
+        graph = _quiet(dependency_graph, model)
+        convs = [(name, conv) for name, conv in convs if following_batchnorm(graph, conv) is not None]
+    return {name: filters_to_remove(conv.out_channels, rate) for name, conv in convs}
+
+
+def rate_effects(model, criterion, rates):
+    """``{rate: RateEffect}`` for each of ``rates``. Every criterion ranks a layer's filters without
+    regard to the rate and removes the first ``int(n * rate)``, so two rates that remove as many
+    filters from every layer remove the same filters: they make the same model (small layers round
+    nearby rates to the same count, and a low rate to none)."""
+    counts = {rate: removal_counts(model, criterion, rate) for rate in rates}
+    convs = dict(prunable_convs(model))
+    pruned_layers = next(iter(counts.values()), {})  # the same layers at every rate
+    filters = sum(convs[name].out_channels for name in pruned_layers)
+    return {rate: RateEffect(sum(count.values()), filters,
+                             tuple(other for other in rates if other != rate and counts[other] == count))
+            for rate, count in counts.items()}
+
+
 def layer_selection(model, criterion, rate, batch=None, seed=0):
     """``{layer name: removed filter indices}`` for every prunable layer (empty lists included);
     the model is not modified. For comparing criteria layer by layer."""

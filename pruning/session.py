@@ -2,8 +2,9 @@
 
 ``run_session(config, progress, cancel)`` runs one session in the calling thread.
 ``SessionQueue`` runs submitted sessions one at a time in a background thread; the app submits,
-polls ``status``, cancels, and finds everything again after a page reload through
-``shared_queue()`` (one queue per process) and the results store (every session is a run).
+polls ``status``, cancels, resumes an interrupted run (``resume_run_dir``: from its last complete
+epoch), and finds everything again after a page reload through ``shared_queue()`` (one queue per
+process) and the results store (every session is a run).
 """
 
 import itertools
@@ -15,9 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pruning.paths import sessions_dir
-from pruning.train import TrainConfig, train
+from pruning.train import CONFIG_FILE, TrainConfig, read_saved_config, train
 
 STATES = ("queued", "running", "finished", "cancelled", "failed")
+INTERRUPTED = ("cancelled", "failed")  # the states a session can be resumed from
 
 
 DATA_SOURCES = ("photos", "sample", "wider")
@@ -87,6 +89,7 @@ class SessionStatus:
     submitted_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
+    resumed: bool = False  # continues an interrupted run (its run_dir) rather than starting one
 
 
 class SessionQueue:
@@ -126,16 +129,52 @@ class SessionQueue:
         run = self.store.get_run(run_id)
         if run["status"] not in ("cancelled", "crashed", "failed") or not run.get("run_dir"):
             raise DataError(f"run {run_id} is {run['status']}; only interrupted runs can be resumed")
-        config = TrainConfig.from_dict(run["config"])
+        return self.resume_run_dir(run["run_dir"], run_id=run_id)
+
+    def resume_run_dir(self, run_dir, run_id=None):
+        """Queue the continuation of the interrupted run in ``run_dir`` (a cancelled or failed
+        session's, or one a dead server left): training goes on from its last complete epoch, in the
+        same store record. Returns the new session's id; DataError when the folder holds no run's
+        settings, or a session of this queue is already on it."""
+        run_dir = str(Path(run_dir))  # as _run writes it, so that one run directory is one string
+        config = TrainConfig.from_dict(read_saved_config(run_dir))
         status = SessionStatus(uuid.uuid4().hex[:12], f"{config.detector} {config.criterion} (resumed)", "queued",
-                               config, run_dir=run["run_dir"], run_id=run_id, submitted_at=time.time())
-        return self._enqueue(status, resume_dir=run["run_dir"])
+                               config, run_dir=run_dir, run_id=run_id, submitted_at=time.time(), resumed=True)
+        return self._enqueue(status, resume_dir=run_dir)
+
+    def resumable(self, session_id):
+        """True for a cancelled or failed session that left a run to continue (its settings are
+        saved) and that no later session of this queue continues already."""
+        with self._lock:
+            status = self._sessions.get(session_id)
+            if status is None or status.state not in INTERRUPTED or not status.run_dir:
+                return False
+            ids = list(self._sessions)
+            later = (self._sessions[i].run_dir for i in ids[ids.index(session_id) + 1:])
+            if _dir_key(status.run_dir) in {_dir_key(d) for d in later if d}:
+                return False
+        return (Path(status.run_dir) / CONFIG_FILE).is_file()
+
+    def interrupted_runs(self):
+        """The store's runs that stopped before their end (cancelled, failed, or crashed: their
+        server died) whose run directory no session of this queue holds: what ``resume(run_id)``
+        can continue after a restart, newest first."""
+        with self._lock:
+            held = {_dir_key(s.run_dir) for s in self._sessions.values() if s.run_dir}
+        return [run for run in self.store.runs(kind="train")
+                if run["status"] in ("cancelled", "failed", "crashed") and run.get("run_dir")
+                and _dir_key(run["run_dir"]) not in held and (Path(run["run_dir"]) / CONFIG_FILE).is_file()]
 
     def _enqueue(self, status, resume_dir=None):
+        from facedet.errors import DataError
+
         with self._lock:
             if self._closed:
                 raise RuntimeError("the session queue is shut down")
             if resume_dir is not None:
+                if _dir_key(resume_dir) in {_dir_key(s.run_dir) for s in self._sessions.values()
+                                            if s.run_dir and s.state in ("queued", "running")}:
+                    raise DataError(f"a session is already queued or running on {resume_dir}")
                 self._resume[status.id] = resume_dir
             self._sessions[status.id] = status
             self._pending.append(status.id)
@@ -218,7 +257,8 @@ class SessionQueue:
 
         resume_dir = self._resume.get(status.id)
         run_dir = Path(resume_dir) if resume_dir else _new_run_dir(status.config)
-        status.run_dir = str(run_dir)
+        with self._lock:  # resume_run_dir checks it: one session at a time on a run directory
+            status.run_dir = str(run_dir)
         try:
             result = train(status.config, run_dir, resume=resume_dir is not None, progress=on_progress,
                            cancel=cancel, store=self.store)
@@ -231,6 +271,11 @@ class SessionQueue:
 
 
 _counter = itertools.count()
+
+
+def _dir_key(path):
+    """One string per run directory, however it is written (the store keeps it resolved)."""
+    return str(Path(path).resolve())
 
 
 def _new_run_dir(config):

@@ -1,4 +1,6 @@
-"""The Compare page (streamlit AppTest): published models, the shared threshold, bad uploads."""
+"""The Compare page (streamlit AppTest): published models, the shared threshold, bad uploads; honest
+labels (first-run time against measured latency, one-shot rates as they really prune, which model
+finds a box), the detection scale, choices kept across sources and pages, deep links."""
 
 import io
 from pathlib import Path
@@ -26,6 +28,12 @@ def side_metrics(at):
     return values
 
 
+def caption_with(at, text):
+    """The one caption containing ``text``."""
+    (found,) = [c.value for c in at.caption if text in c.value]
+    return found
+
+
 @pytest.fixture
 def page(weights_dir):
     at = AppTest.from_file(APP, default_timeout=600).switch_page(PAGE)
@@ -40,7 +48,7 @@ def test_published_checkpoints_threshold_and_rate(page):
     metrics = side_metrics(at)
     assert metrics["Faces"] == ["1", "1"]  # Grace Hopper, found by both at the default 0.5
     assert metrics["Parameters (nonzero)"] == [nonzero("eresfd"), nonzero("eresfd-fpgm-10")]
-    assert "Matched: 1, only pruned: 0, missed: 0" in at.caption[-1].value
+    assert "Found by both: 1, only the pruned model finds: 0, only the original finds: 0" in caption_with(at, "Found by both")
 
     at.slider(key="threshold").set_value(0.05).run()  # served from the detection cache
     low = side_metrics(at)["Faces"]
@@ -92,3 +100,141 @@ def test_one_shot_prune_at_any_rate(page):
     at.select_slider(key="oneshot_rate").set_value(35).run()  # any 5 % step, not only the paper's
     between = int(side_metrics(at)["Parameters (nonzero)"][1].replace(",", ""))
     assert 59_055 < between < 69_746
+
+
+def test_times_are_first_runs_and_latency_is_shown_only_when_measured(page):
+    """A first detection's time is labelled as such; the model's latency appears once measured."""
+    at = page
+    metrics = side_metrics(at)
+    assert "Detection time" not in metrics
+    assert all(v.endswith(" ms") for v in metrics["Time on this photo (first run)"])
+    assert metrics["Latency (640×480, warm)"] == ["not measured", "not measured"]
+    assert "it is not the model's speed" in caption_with(at, "Time on this photo (first run)")
+
+    at.session_state["latency_ms"] = {"published:eresfd": 21.5}  # as the Trade-offs page leaves it
+    at.run()
+    assert side_metrics(at)["Latency (640×480, warm)"] == ["21.5 ms", "not measured"]
+
+    at.button(key="measure_latency").click().run()  # measures the one still missing, as facedet bench does
+    assert not at.exception
+    measured = at.session_state["latency_ms"]
+    assert measured["published:eresfd"] == 21.5 and measured["published:eresfd-fpgm-10"] > 0
+    assert side_metrics(at)["Latency (640×480, warm)"] == ["21.5 ms", f"{measured['published:eresfd-fpgm-10']:,.1f} ms"]
+    assert not [b for b in at.button if b.key == "measure_latency"]  # nothing left to measure
+
+
+def test_one_shot_rates_say_what_they_really_remove(page):
+    """EResFD's layers are small: 5 % removes nothing, 25 % is the 30 % model; the page says so."""
+    from pruning.graph import prunable_convs
+
+    at = page
+    at.radio(key="source").set_value("oneshot").run()
+    at.selectbox(key="oneshot_criterion").set_value("fpgm")
+    at.select_slider(key="oneshot_rate").set_value(5).run()
+    assert not at.exception
+    assert "requested 5 % → 0 filters removed, model unchanged" in at.caption[1].value
+    assert side_metrics(at)["Parameters (nonzero)"] == [nonzero("eresfd")] * 2
+    labels = at.select_slider(key="oneshot_rate").options
+    assert "5 % (removes nothing)" in labels and "25 % (= 30 %)" in labels and "30 % (= 25 %)" in labels
+    assert "40 %" in labels  # a rate of its own model keeps a plain label
+    assert "25 % = 30 %" in caption_with(at, "int(n × rate)")
+
+    at.select_slider(key="oneshot_rate").set_value(25).run()
+    sizes = [conv.out_channels for _, conv in prunable_convs(load_checkpoint_model("eresfd"))]
+    removed = sum(int(n * 0.3) for n in sizes)  # NNI's rule at 30 %: the same counts as at 25 %
+    assert f"requested 25 % → {removed:,} of {sum(sizes):,} filters removed" in at.caption[1].value
+    assert "the same model as 30 %" in at.caption[1].value
+    at25 = side_metrics(at)["Parameters (nonzero)"][1]
+    at.select_slider(key="oneshot_rate").set_value(30).run()
+    assert side_metrics(at)["Parameters (nonzero)"][1] == at25
+
+
+def load_checkpoint_model(name):
+    from facedet.weights import load_model
+
+    return load_model(name)[0]
+
+
+def test_boxes_are_named_by_the_model_that_finds_them_and_annotations_counted(weights_dir):
+    """No "missed": the original is not ground truth. Annotated photos also count the annotations."""
+    from facedet.samples import faces_for
+    from facedet.viz.overlay import LEGEND
+
+    assert not any("miss" in text for text in LEGEND.values())
+    at = AppTest.from_file(APP, default_timeout=600).switch_page(PAGE).run()  # office-group-13.jpg: annotated
+    assert not at.exception
+    legend = next(m.value for m in at.markdown if "only the original finds" in m.value)
+    assert "only the pruned model finds" in legend and "found by both" in legend
+    assert not any("missed" in c.value for c in at.caption)
+    assert "The original is not ground truth" in caption_with(at, "Found by both")
+    faces = len(faces_for("office-group-13.jpg"))
+    found = side_metrics(at)["Annotated faces found"]
+    assert len(found) == 2 and all(v.endswith(f" of {faces}") for v in found)
+    assert f"This photo has {faces} hand-annotated faces" in caption_with(at, "hand-annotated")
+
+
+def test_the_scale_can_be_chosen(page):
+    """At the automatic scale (2.24× for the 512×512 astronaut) EResFD FPGM 30 % misses her face;
+    at 1× it finds it (0.999)."""
+    at = page
+    at.session_state["sample"] = "astronaut.png"
+    at.select_slider(key="rate").set_value(30).run()
+    assert "scale 2.24 (automatic" in caption_with(at, "Both models ran")
+    assert side_metrics(at)["Faces"][1] == "0"
+
+    at.radio(key="scale").set_value("1").run()
+    assert not at.exception
+    assert "scale 1.00 (1×" in caption_with(at, "Both models ran")
+    assert side_metrics(at)["Faces"] == ["1", "1"]
+
+    at.radio(key="scale").set_value("fit640").run()
+    assert "scale 1.25 (fitted to 640 px" in caption_with(at, "Both models ran")
+    at.radio(key="scale").set_value("custom").run()
+    at.number_input(key="scale_custom").set_value(0.5).run()
+    assert not at.exception and "scale 0.50 (custom)" in caption_with(at, "Both models ran")
+
+
+def test_choices_survive_other_sources_and_pages(page):
+    at = page
+    at.select_slider(key="rate").set_value(30).run()
+    at.radio(key="source").set_value("oneshot").run()
+    at.select_slider(key="oneshot_rate").set_value(45).run()
+    at.radio(key="source").set_value("published").run()
+    assert at.select_slider(key="rate").value == 30  # not back to 10 %
+    assert at.subheader[-1].value == "Pruned: EResFD FPGM 30 %"
+
+    at.switch_page("pages/4_Layers.py").run()
+    assert not at.exception
+    at.switch_page(PAGE).run()
+    assert at.select_slider(key="rate").value == 30 and at.selectbox(key="sample").value == "grace_hopper.jpg"
+    at.radio(key="source").set_value("oneshot").run()
+    assert at.select_slider(key="oneshot_rate").value == 45
+
+
+def test_deep_links_open_a_comparison_and_follow_the_choices(weights_dir):
+    at = AppTest.from_file(APP, default_timeout=600).switch_page(PAGE)
+    at.query_params.update(arch="eresfd", source="published", criterion="l1", rate="30", sample="grace_hopper.jpg")
+    at.run()
+    assert not at.exception and not at.error
+    assert at.subheader[-1].value == "Pruned: EResFD L1 30 %" and at.selectbox(key="sample").value == "grace_hopper.jpg"
+
+    at.select_slider(key="rate").set_value(50).run()  # the address follows, and the old link does not win
+    assert at.subheader[-1].value == "Pruned: EResFD L1 50 %"
+    assert at.query_params["rate"] == "50" and at.query_params["criterion"] == "l1"
+    at.radio(key="scale").set_value("1").run()
+    assert at.query_params["scale"] == "1" and at.query_params["rate"] == "50"
+
+    one_shot = AppTest.from_file(APP, default_timeout=600).switch_page(PAGE)
+    one_shot.query_params.update(source="oneshot", criterion="l1", rate="45", sample="grace_hopper.jpg",
+                                 scale="0.8", threshold="0.3")
+    one_shot.run()
+    assert not one_shot.exception
+    assert one_shot.subheader[-1].value == "Pruned: EResFD L1 norm 45 %"
+    assert "scale 0.80 (custom)" in caption_with(one_shot, "Both models ran")
+    assert one_shot.slider(key="threshold").value == pytest.approx(0.3)
+
+    stale = AppTest.from_file(APP, default_timeout=600).switch_page(PAGE)
+    stale.query_params.update(arch="yolo", rate="33", criterion="l1", sample="grace_hopper.jpg")
+    stale.run()  # unknown values fall back to the defaults
+    assert not stale.exception and not stale.error
+    assert stale.subheader[-1].value == "Pruned: EResFD L1 10 %"

@@ -103,7 +103,7 @@ def test_upload_a_photo_on_compare_and_see_both_annotated_results(app_url, brows
         text = driver.find_element(By.TAG_NAME, "body").text
         images = driver.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")
         loaded = [i for i in images if driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)]
-        return len(loaded) == 2 and "the full 512×512 photo" in text and "Matched:" in text and loaded
+        return len(loaded) == 2 and "the full 512×512 photo" in text and "Found by both:" in text and loaded
 
     images = _wait(browser, both_results_of_the_upload, 300, "both annotated results of the uploaded photo")
     assert not browser.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
@@ -113,3 +113,14 @@ def test_upload_a_photo_on_compare_and_see_both_annotated_results(app_url, brows
     sizes = [(i.size["width"], i.size["height"]) for i in images]
     assert sizes[0] == sizes[1] and abs(sizes[0][0] - sizes[0][1]) <= 2
     assert browser.find_elements(By.XPATH, "//*[contains(text(), 'found by both models')]")
+
+
+def test_a_deep_link_opens_its_comparison_and_the_address_follows(app_url, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{app_url}/Compare?arch=eresfd&source=published&criterion=l1&rate=30&sample=grace_hopper.jpg")
+    _wait(browser, lambda d: "Pruned: EResFD L1 30 %" in d.find_element(By.TAG_NAME, "body").text
+          and "the full 512×600 photo" in d.find_element(By.TAG_NAME, "body").text, 300, "the linked comparison")
+    # The address now names every choice of the comparison shown (the defaults filled in).
+    _wait(browser, lambda d: "threshold=0.50" in d.current_url and "rate=30" in d.current_url, 30, "the updated address")
+    assert "criterion=l1" in browser.current_url and "sample=grace_hopper.jpg" in browser.current_url

@@ -51,3 +51,34 @@ def test_one_shot_selections_differ_between_fpgm_and_l1(weights_dir):
     assert metrics["Filters removed by FPGM"] == metrics["Filters removed by L1"] == f"{removed:,} of {sum(sizes):,}"
     both = int(metrics["Chosen by both"].split(" ")[0].replace(",", ""))
     assert 0 < both < removed  # redundant and small filters are not the same filters
+
+
+def test_a_published_file_shared_by_two_criteria_is_said_to_be_one_file(weights_dir):
+    """The authors' EXTD FPGM 40 % and L1 40 % are one file: its '100 % overlap' is no agreement."""
+    from facedet.weights import PRETRAINED
+
+    at = AppTest.from_file(APP, default_timeout=300).switch_page("pages/4_Layers.py")
+    at.session_state["layers_arch"] = "extd"
+    at.session_state["layers_rate"] = 40
+    at.run()
+    assert not at.exception
+    assert PRETRAINED["extd-fpgm-40"].sha256 == PRETRAINED["extd-l1-40"].sha256  # the registry says so
+    (note,) = [w.value for w in at.warning]
+    assert "EXTD FPGM 40 % and EXTD L1 40 % checkpoints are the same file" in note
+    assert PRETRAINED["extd-l1-40"].sha256[:12] in note
+    assert "(100% overlap)" in {m.label: m.value for m in at.metric}["Chosen by both"]
+
+    at.select_slider(key="layers_rate").set_value(30).run()  # two files: nothing to say
+    assert not at.exception and not at.warning
+
+
+def test_choices_are_kept_across_sources(weights_dir):
+    at = AppTest.from_file(APP, default_timeout=300).switch_page("pages/4_Layers.py").run()
+    at.select_slider(key="layers_rate").set_value(50).run()
+    at.radio(key="layers_source").set_value("oneshot").run()
+    assert "25 % (= 30 %)" in at.select_slider(key="layers_oneshot_rate").options  # EResFD's rounding, said
+    at.select_slider(key="layers_oneshot_rate").set_value(45).run()
+    at.radio(key="layers_source").set_value("published").run()
+    assert at.select_slider(key="layers_rate").value == 50
+    at.radio(key="layers_source").set_value("oneshot").run()
+    assert at.select_slider(key="layers_oneshot_rate").value == 45

@@ -97,8 +97,10 @@ def test_tiny_session_end_to_end(engine_dirs):
     compare.run()
     assert not compare.exception and not compare.error
     assert compare.subheader[-1].value == f"Pruned: #{run_id} EResFD FPGM 50 %"
+    assert compare.query_params["source"] == "session" and compare.query_params["run"] == str(run_id)  # its link
     assert "trained on photos, distilled; agreement with the dense model: AP" in compare.caption[1].value
-    assert f"{int(table['parameters (nonzero)'].iloc[0]):,}" == [m.value for m in compare.metric][-2]
+    assert f"{int(table['parameters (nonzero)'].iloc[0]):,}" == [m.value for m in compare.metric
+                                                                   if m.label == "Parameters (nonzero)"][-1]
 
     # Trade-offs: not on the WIDER FACE axes; on the agreement axis.
     tradeoffs = open_page("pages/3_Trade_offs.py").run()
@@ -118,6 +120,79 @@ def test_tiny_session_end_to_end(engine_dirs):
     results.button(key="results_delete").click().run()
     assert not results.exception
     assert results.info[0].value.startswith("The results store is empty")
+
+
+def test_a_cancelled_session_resumes_from_the_page_and_finishes(engine_dirs):
+    """Cancel a running session after its first epoch; Resume on its card goes on from there, in the
+    same run of the store, to the end."""
+    from pruning.session import shared_queue
+    from pruning.store import ResultsStore
+
+    queue = shared_queue()
+    at = open_page("pages/2_Prune.py").run()
+    start(at, prune_epochs=3)  # 3 SFP + 1 fine-tune epochs: room to cancel between them
+    first = queue.sessions()[0]
+    deadline = time.monotonic() + 600
+    while not queue.status(first.id).losses and time.monotonic() < deadline:  # its first epoch is saved
+        time.sleep(0.2)
+    at.button(key=f"cancel-{first.id}").click().run()
+    assert queue.wait(first.id, timeout=300).state == "cancelled"
+    at.run()
+    assert headlines(at)[0].endswith("**cancelled**")
+    assert any("Resume goes on from the last one" in c.value for c in at.caption)
+
+    at.button(key=f"resume-{first.id}").click().run()
+    assert not at.exception and not at.error
+    resumed = queue.sessions()[0]
+    assert resumed.id != first.id and resumed.resumed and resumed.run_dir == queue.status(first.id).run_dir
+    assert not [b for b in at.button if b.key == f"resume-{first.id}"]  # a run is continued once
+    wait_until(at, lambda a: queue.status(resumed.id).state not in ("queued", "running"), 900)
+    final, cancelled = queue.status(resumed.id), queue.status(first.id)
+    assert final.state == "finished", final.error
+    assert headlines(at)[0].endswith("· resumed · **finished**")
+    # It went on where the first stopped: together they trained each epoch once.
+    assert len(cancelled.losses) + len(final.losses) == 4 and len(final.losses) < 4
+    runs = [r for r in ResultsStore().runs() if r.get("run_dir") == str(Path(final.run_dir).resolve())]
+    assert [r["status"] for r in runs] == ["finished"] and runs[0]["id"] == final.run_id  # one record, continued
+    assert not runs[0]["message"]  # no longer "stopped by the user; resume to continue"
+
+
+def test_runs_interrupted_under_an_earlier_server_can_be_resumed(engine_dirs, monkeypatch):
+    """After a restart the queue is empty: the store's interrupted runs get a Resume button."""
+    import json
+
+    import pruning.session
+    from pruning.presets import preset_config
+    from pruning.session import SessionQueue
+    from pruning.store import ResultsStore
+
+    store = ResultsStore()
+    run_dir = engine_dirs / "sessions" / "earlier-server-run"
+    run_dir.mkdir(parents=True)
+    config = preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.5, epochs=2, finetune_epochs=1,
+                           crop_size=160)
+    (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
+    run_id = store.start_run("train", config.to_dict(), "eresfd", "fpgm", 0.5, run_dir=str(run_dir.resolve()))
+    (run_dir / "run.json").write_text(json.dumps({"run_id": run_id, "store": str(store.path)}))
+    store.finish_run(run_id, "crashed", "its process ended without finishing the run")  # the server died
+
+    restarted = SessionQueue(store)
+    monkeypatch.setitem(pruning.session._SHARED, "queue", restarted)
+    try:
+        at = open_page("pages/2_Prune.py").run()
+        assert not at.exception and "No sessions yet" in at.info[0].value
+        card = next(m.value for m in at.markdown if m.value.startswith(f"Run #{run_id} "))
+        assert card.endswith("**crashed**  \nits process ended without finishing the run")
+        at.button(key=f"resume-run-{run_id}").click().run()
+        assert not at.exception and not at.error
+        (session,) = restarted.sessions()
+        assert session.resumed and session.run_dir == str(run_dir.resolve())
+        assert not [m for m in at.markdown if m.value.startswith(f"Run #{run_id} ")]  # now a session card
+        restarted.cancel(session.id)
+        assert restarted.wait(session.id, timeout=300).state == "cancelled"
+        assert [r["id"] for r in store.runs() if r.get("run_dir") == str(run_dir.resolve())] == [run_id]
+    finally:
+        restarted.shutdown(timeout=120)
 
 
 def test_the_page_defaults_are_the_quick_preset(engine_dirs):
@@ -164,3 +239,15 @@ def test_results_ticks_follow_run_ids_through_filters_and_deletions(engine_dirs)
     at.button(key="results_delete").click().run()
     assert not at.exception
     assert sorted(r["id"] for r in store.runs()) == sorted(ids["fpgm"])
+
+
+def test_the_form_keeps_its_choices_when_visiting_another_page(engine_dirs):
+    """Choices in the form (as the browser sends them when the form is submitted) survive a visit elsewhere."""
+    at = open_page("pages/2_Prune.py").run()
+    at.session_state["prune_rate"] = 60
+    at.session_state["prune_arch"] = "extd"
+    at.run()
+    at.switch_page("pages/4_Layers.py").run()
+    at.switch_page("pages/2_Prune.py").run()
+    assert not at.exception
+    assert at.select_slider(key="prune_rate").value == 60 and at.radio(key="prune_arch").value == "extd"

@@ -84,3 +84,13 @@ def test_png_export(page):
     at.button[0].click().run()  # "Make a PNG of the chart": Kaleido drives the installed Chromium
     assert not at.exception and not at.error
     assert [b.label for b in at.download_button][-1] == "Download the PNG"
+
+
+def test_choices_are_kept_when_visiting_another_page(page):
+    at = page
+    at.segmented_control(key="subset").set_value("hard")
+    at.segmented_control(key="cost").set_value("gflops").run()
+    at.switch_page("pages/4_Layers.py").run()
+    at.switch_page("pages/3_Trade_offs.py").run()
+    assert not at.exception
+    assert at.segmented_control(key="subset").value == "hard" and at.segmented_control(key="cost").value == "gflops"

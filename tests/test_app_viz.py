@@ -61,14 +61,14 @@ def test_costs_fill_the_paper_rows_and_published_flops_axis():
         tradeoffs.tradeoff_figure(table, subset="everything")
 
 
-def test_overlays_mark_matched_only_and_missed_in_their_colours():
+def test_overlays_mark_matched_and_each_models_own_boxes_in_their_colours():
     image = np.full((200, 300, 3), 255, np.uint8)
     original = np.array([[10, 10, 60, 60, 0.9], [200, 100, 260, 160, 0.8]], np.float32)
     pruned = np.array([[11, 10, 61, 60, 0.85], [100, 100, 150, 150, 0.7]], np.float32)
     comparison = match_detections(original, pruned)
     out = overlay.annotate_pruned(image, pruned, original, comparison)
     colours = {tuple(c) for c in out.reshape(-1, 3)}
-    for key in ("matched", "only_pruned", "missed"):
+    for key in ("matched", "only_pruned", "only_original"):
         assert overlay.COLOURS[key] in colours, key
     shown, factor = overlay.fit_for_display(np.zeros((3000, 1500, 3), np.uint8), max_side=1000)
     assert shown.shape[:2] == (1000, 500) and factor == pytest.approx(1 / 3)

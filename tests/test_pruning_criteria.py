@@ -132,3 +132,19 @@ def test_taylor_scores_filters_with_gradients_of_the_detection_loss(dense, tmp_p
     assert taylor == select_filters(dense["eresfd"], "taylor", 0.3)  # deterministic calibration data
     assert taylor != select_filters(dense["eresfd"], "l2", 0.3)
     assert all(p.grad is None for p in dense["eresfd"].parameters())  # gradients only on a copy
+
+
+def test_rate_effects_count_what_each_rate_really_removes(dense):
+    from pruning import rate_effects
+
+    rates = (0.05, 0.25, 0.3, 0.35)
+    effects = rate_effects(dense["eresfd"], "fpgm", rates)
+    # EResFD's layers are small: int(n * 5 %) is 0 everywhere, and 25 % rounds like 30 %.
+    assert effects[0.05].removed == 0 and effects[0.05].same_as == ()
+    assert effects[0.25].same_as == (0.3,) and effects[0.3].same_as == (0.25,) and effects[0.35].same_as == ()
+    assert select_filters(dense["eresfd"], "fpgm", 0.25) == select_filters(dense["eresfd"], "fpgm", 0.3)
+    for rate in rates:  # the counts are the selections' own
+        assert effects[rate].removed == sum(map(len, select_filters(dense["eresfd"], "fpgm", rate).values()))
+    sizes = [conv.out_channels for _, conv in prunable_convs(dense["eresfd"])]
+    assert {e.filters for e in effects.values()} == {sum(sizes)}
+    assert all(e.same_as == () for e in rate_effects(dense["extd"], "l1", rates).values())

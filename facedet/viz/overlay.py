@@ -1,5 +1,8 @@
 """Drawing the Compare page's pictures: the original model's faces, and the pruned model's faces
-marked as found by both, found only by the pruned model, or missed by it."""
+marked as found by both, found only by the pruned model, or found only by the original.
+
+The original is not ground truth (on a photo without faces every box it draws is false), so the
+words say which model finds a box, never that the pruned one "missed" it."""
 
 import cv2
 import numpy as np
@@ -11,12 +14,12 @@ COLOURS = {
     "original": (0, 114, 178),  # blue
     "matched": (0, 114, 178),  # blue: the same face as on the left
     "only_pruned": (230, 159, 0),  # orange
-    "missed": (213, 94, 0),  # vermilion, dashed
+    "only_original": (213, 94, 0),  # vermilion, dashed
 }
 LEGEND = {
     "matched": "found by both models",
-    "only_pruned": "found only by the pruned model",
-    "missed": "missed by the pruned model (dashed)",
+    "only_pruned": "only the pruned model finds",
+    "only_original": "only the original finds (dashed)",
 }
 
 
@@ -63,10 +66,10 @@ def annotate_original(image, detections, factor=1.0):
 
 def annotate_pruned(image, pruned, original, comparison, factor=1.0):
     """``image`` with the pruned model's detections coloured by ``comparison`` (facedet.compare),
-    and the original's faces it misses drawn dashed."""
+    and the boxes only the original finds drawn dashed."""
     pruned, original = _scaled(pruned, factor), _scaled(original, factor)
     thickness = _thickness(image)
-    out = _dashed_boxes(image, original[comparison.missed], COLOURS["missed"], thickness)
+    out = _dashed_boxes(image, original[comparison.missed], COLOURS["only_original"], thickness)
     out = draw_detections(out, pruned[comparison.matched[:, 1]], color=COLOURS["matched"], thickness=thickness)
     return draw_detections(out, pruned[comparison.only_candidate], color=COLOURS["only_pruned"], thickness=thickness + 1)
 
