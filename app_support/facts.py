@@ -4,7 +4,8 @@ scale a photo is detected at."""
 
 import streamlit as st
 
-from facedet.weights import DISPLAY_NAMES, PRETRAINED
+from facedet.models import DETECTORS
+from facedet.weights import PRETRAINED
 
 # ---- latency -------------------------------------------------------------------------------
 # {model key: ms} measured in this browser session (the Trade-offs page and Compare share it).
@@ -60,7 +61,7 @@ def rounding_note(arch, effects):
         + [" = ".join(f"{r} %" for r in group) for group in alike]
     if not parts:
         return None
-    return (f"Each layer loses int(n × rate) of its n filters, and {DISPLAY_NAMES[arch]}'s layers are small, so some "
+    return (f"Each layer loses int(n × rate) of its n filters, and {DETECTORS[arch].display_name}'s layers are small, so some "
             f"rates round alike: {'; '.join(parts)} (the rate's label says so).")
 
 
@@ -70,8 +71,8 @@ def published_label(name):
     """``EXTD L1 40 %`` (``EXTD dense``) for a registry name."""
     entry = PRETRAINED[name]
     if not entry.criterion:
-        return f"{DISPLAY_NAMES[entry.arch]} dense"
-    return f"{DISPLAY_NAMES[entry.arch]} {entry.criterion.upper()} {round(entry.rate * 100)} %"
+        return f"{DETECTORS[entry.arch].display_name} dense"
+    return f"{DETECTORS[entry.arch].display_name} {entry.criterion.upper()} {round(entry.rate * 100)} %"
 
 
 def same_file_as(name):

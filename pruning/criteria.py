@@ -15,6 +15,7 @@ Every criterion removes ``int(n * rate)`` of a layer's ``n`` filters (NNI's rule
 import copy
 import warnings
 import weakref
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -42,6 +43,10 @@ class Criterion:
 
     def regularize(self, model, loss, strength):
         return loss
+
+    def layers(self, model):
+        """``[(name, conv)]`` this criterion prunes (default: every prunable conv)."""
+        return prunable_convs(model)
 
 
 class NNICriterion(Criterion):
@@ -112,6 +117,10 @@ class SlimmingCriterion(Criterion):
             if bn is not None and k:  # without a scaling factor to judge it by, a conv keeps its filters
                 removed[name] = torch.argsort(bn.weight.detach().abs().cpu(), stable=True)[:k].tolist()
         return removed
+
+    def layers(self, model):
+        graph = _quiet(dependency_graph, model)
+        return [(name, conv) for name, conv in prunable_convs(model) if following_batchnorm(graph, conv) is not None]
 
     def regularize(self, model, loss, strength):
         if not strength:
@@ -205,12 +214,8 @@ class RateEffect:
 
 def removal_counts(model, criterion, rate):
     """``{layer name: filters removed}`` by ``criterion`` at ``rate``, for every layer it prunes."""
-    check_criterion(criterion)
+    convs = check_criterion(criterion).layers(model)
     rate = check_rate(rate)
-    convs = prunable_convs(model)
-    if criterion == "slimming":  # a conv with no BatchNorm of its own keeps its filters
-        graph = _quiet(dependency_graph, model)
-        convs = [(name, conv) for name, conv in convs if following_batchnorm(graph, conv) is not None]
     return {name: filters_to_remove(conv.out_channels, rate) for name, conv in convs}
 
 
