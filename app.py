@@ -41,8 +41,8 @@ def home():
     middle.caption(f"Looked in $FACEDET_WEIGHTS_DIR ({weights_dir() or 'not set'}) and the cache ({cache_dir()}); "
                    "missing ones are downloaded from the authors' repository on first use.")
     location = store_location()
-    right.metric("Results store", location.name if location else "not available")
-    right.caption(f"SQLite file: {location}" if location else "The pruning engine (package `pruning`) is not installed.")
+    right.metric("Results store", location.name)
+    right.caption(f"SQLite file: {location}")
 
     with st.expander("Where things are kept on this machine"):
         from pruning.paths import locations

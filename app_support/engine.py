@@ -1,6 +1,6 @@
 """The pruning engine (package ``pruning``) as the pages use it: criteria, one-shot pruning, filter
-selections, the results store and the session queue. The one place that knows the engine's API;
-every function degrades to "not available" when the engine is not installed."""
+selections, the results store and the session queue: the one place that knows the engine's API
+(``pruning`` ships with the project, so there is no "not installed" case)."""
 
 import copy
 from pathlib import Path
@@ -8,23 +8,8 @@ from pathlib import Path
 from facedet.models import DETECTORS as _SPECS
 
 
-def available(*names):
-    """True when the engine provides every one of ``names`` (default: its criteria)."""
-    import importlib
-
-    try:
-        engine = importlib.import_module("pruning")
-        for name in names or ("CRITERIA",):
-            getattr(engine, name)
-    except (ImportError, AttributeError):
-        return False
-    return True
-
-
 def oneshot_criteria():
-    """The pruning criteria the engine offers ([] without the engine)."""
-    if not available():
-        return []
+    """The pruning criteria the engine offers."""
     from pruning import CRITERIA
 
     return list(CRITERIA)
@@ -63,27 +48,22 @@ def rate_effects(model, criterion, rates):
 # ---- results store -----------------------------------------------------------------------------
 
 def open_store():
-    """The engine's ResultsStore at its configured location, or None without the engine."""
-    if not available("ResultsStore"):
-        return None
+    """The engine's ResultsStore at its configured location."""
     from pruning import ResultsStore
 
     return ResultsStore()
 
 
 def store_location():
-    """Where the results store is (without opening, let alone creating, it), or None without the engine."""
-    if not available("ResultsStore"):
-        return None
+    """Where the results store is (without opening, let alone creating, it)."""
     from pruning.paths import results_db_path
 
     return Path(results_db_path())
 
 
 def runs():
-    """All runs of the results store as dicts (newest first); [] without the engine."""
-    store = open_store()
-    return [] if store is None else store.runs()
+    """All runs of the results store as dicts (newest first)."""
+    return open_store().runs()
 
 
 def table_key(prefix, run_ids):

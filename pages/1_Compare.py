@@ -78,23 +78,20 @@ with st.sidebar:
             else (f"{DETECTORS[arch]} dense", "the same dense model as on the left")
     elif source == "oneshot":
         criteria = oneshot_criteria()
-        if not criteria:
-            st.warning("The pruning engine is not available, so live pruning is off.")
-        else:
-            criterion = kept(st.selectbox, "Criterion", criteria, format_func=criterion_label, key="oneshot_criterion",
-                             default="fpgm" if "fpgm" in criteria else criteria[0], allowed=criteria)
-            try:
-                effects = cached.rate_effects(arch, criterion, tuple(ONESHOT_RATES))
-            except FacedetError:  # the dense model does not load: said below, where detection needs it
-                effects = None
-            rate = kept(st.select_slider, "Pruning rate", options=ONESHOT_RATES, key="oneshot_rate", default=30,
-                        allowed=ONESHOT_RATES,
-                        format_func=(lambda r: facts.rate_label(r, effects[r])) if effects else (lambda r: f"{r} %"),
-                        help="Each layer loses int(n × rate) of its n filters: on small layers nearby rates "
-                             "round to the same model, and a low rate can remove nothing (the label says so).")
-            pruned_key = cached.oneshot_key(arch, criterion, rate / 100)
-            pruned_label = (f"{DETECTORS[arch]} {criterion_label(criterion)} {rate} %",
-                            "one-shot pruned just now, NO fine-tuning")
+        criterion = kept(st.selectbox, "Criterion", criteria, format_func=criterion_label, key="oneshot_criterion",
+                         default="fpgm" if "fpgm" in criteria else criteria[0], allowed=criteria)
+        try:
+            effects = cached.rate_effects(arch, criterion, tuple(ONESHOT_RATES))
+        except FacedetError:  # the dense model does not load: said below, where detection needs it
+            effects = None
+        rate = kept(st.select_slider, "Pruning rate", options=ONESHOT_RATES, key="oneshot_rate", default=30,
+                    allowed=ONESHOT_RATES,
+                    format_func=(lambda r: facts.rate_label(r, effects[r])) if effects else (lambda r: f"{r} %"),
+                    help="Each layer loses int(n × rate) of its n filters: on small layers nearby rates "
+                         "round to the same model, and a low rate can remove nothing (the label says so).")
+        pruned_key = cached.oneshot_key(arch, criterion, rate / 100)
+        pruned_label = (f"{DETECTORS[arch]} {criterion_label(criterion)} {rate} %",
+                        "one-shot pruned just now, NO fine-tuning")
     else:
         sessions, problem = {}, None
         try:

@@ -20,9 +20,6 @@ RATES = list(range(5, 95, 5))
 CROPS = [160, 224, 320, 480, 640]
 
 setup("Prune", "Prune a detector, fine-tune it and evaluate it, in the background")
-if not engine.available("SessionQueue", "SessionConfig", "ResultsStore"):
-    st.warning("The pruning engine's sessions (package `pruning`) are not available in this installation.")
-    st.stop()
 
 
 def _device():

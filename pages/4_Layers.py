@@ -31,10 +31,6 @@ if source == "published":
                 key="layers_rate", default=30, allowed=PUBLISHED_RATES)
 else:
     available = oneshot_criteria()
-    if not available:
-        st.warning("The pruning engine (package `pruning`) is not available, so one-shot selections are off; "
-                   "the published checkpoints can still be inspected.")
-        st.stop()
     criteria = kept(controls[2].multiselect, "Criteria (two to compare)", available, max_selections=2,
                     format_func=criterion_label, key="layers_criteria",
                     default=[c for c in ("fpgm", "l1") if c in available])

@@ -9,9 +9,6 @@ from app_support.page import read_only, setup
 from facedet.errors import FacedetError
 
 setup("Results", "Every pruning run in the results store")
-if not engine.available("ResultsStore"):
-    st.warning("The pruning engine's results store (package `pruning`) is not available in this installation.")
-    st.stop()
 st.caption(f"Results store: {engine.store_location()}")
 
 try:
