@@ -9,10 +9,10 @@ import streamlit as st
 # page while a background pruning session's thread is importing it too can find it half-initialised.
 
 APP_NAME = "Pruning lightweight face detectors"
-# (script, title, icon, what it is for); Streamlit's own page list is hidden (.streamlit/config.toml)
-# so that titles can be written properly ("Trade-offs", "Home" rather than file names).
+# (script, title, icon, what it is for): app.py registers them with st.navigation, the Home page
+# lists them.
 PAGES = [
-    ("app.py", "Home", ":material/home:", "What this is, the models, the compute device, the results store."),
+    ("pages/0_Home.py", "Home", ":material/home:", "What this is, the models, the compute device, the results store."),
     ("pages/1_Compare.py", "Compare", ":material/compare:",
      "Original against pruned detections on a photo (the paper's Figures 4–5)."),
     ("pages/2_Prune.py", "Prune", ":material/content_cut:", "Run a quick prune-and-fine-tune session in the background."),
@@ -39,11 +39,8 @@ def upload_limit():
 
 def setup(title, subtitle):
     st.set_page_config(page_title=f"{title} · {APP_NAME}", page_icon=":material/face:", layout="wide")
-    with st.sidebar:
-        for path, label, icon, _ in PAGES:
-            st.page_link(path, label=label, icon=icon)
-        st.divider()
-        if read_only():
+    if read_only():
+        with st.sidebar:
             st.info(READ_ONLY_NOTE, icon=":material/lock:")
     st.title(title)
     st.markdown(f"#### {subtitle}")

@@ -97,6 +97,7 @@ class SessionQueue:
 
     def __init__(self, store=None):
         self._store = store
+        self._opened = None  # (path, ResultsStore) of the configured store, reopened when it moves
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._sessions = OrderedDict()  # id -> SessionStatus
@@ -109,11 +110,17 @@ class SessionQueue:
 
     @property
     def store(self):
-        if self._store is None:
-            from pruning.store import ResultsStore
+        """The store given, else the one configured now (``PRUNING_RESULTS_DB``): a process-wide
+        queue must not keep recording into the location that held when it was made."""
+        if self._store is not None:
+            return self._store
+        from pruning.paths import results_db_path
+        from pruning.store import ResultsStore
 
-            self._store = ResultsStore()
-        return self._store
+        path = results_db_path()
+        if self._opened is None or self._opened[0] != path:
+            self._opened = (path, ResultsStore(path))
+        return self._opened[1]
 
     def submit(self, config):
         """Queue a session (``SessionConfig`` or ``TrainConfig``); returns its id."""

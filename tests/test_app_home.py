@@ -20,8 +20,23 @@ def test_home_lists_device_checkpoints_and_pages(weights_dir):
     assert set(table["status"]) == {"present ($FACEDET_WEIGHTS_DIR)"}
     assert table.set_index("name").loc["eresfd-fpgm-40", "file"] == str(weights_dir / "eresfd-fpgm-40.pth")
     navigation = ["Home", "Compare", "Prune", "Trade-offs", "Layers", "Results"]
-    assert [link.label for link in at.sidebar.get("page_link")] == navigation
     assert [link.label.split("**")[1] for link in at.main.get("page_link")] == navigation[1:]
+
+
+def test_pages_are_streamlits_own_navigation_with_their_old_addresses():
+    """app.py is only the frame: st.navigation over pages/, Home the default, /Compare and the like kept."""
+    import ast
+
+    from app_support.page import PAGES
+
+    source = (Path(APP)).read_text()
+    assert "st.navigation" in source and "st.Page" in source
+    assert [path for path, *_ in PAGES] == sorted(str(p.relative_to(Path(APP).parent)) for p in (Path(APP).parent / "pages").glob("*.py"))
+    for path, title, *_ in PAGES[1:]:
+        at = AppTest.from_file(APP, default_timeout=120).switch_page(path).run()
+        assert not at.exception and at.title[0].value == title, path
+    names = {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
+    assert "home" not in names  # no page content in the frame
 
 
 def test_checkpoints_missing_locally_are_listed_as_downloadable(weights_dir, tmp_path, monkeypatch):
