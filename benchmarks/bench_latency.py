@@ -8,10 +8,11 @@ pre-processing, network and NMS medians (``facedet.latency``), and the ratio to 
 run through OpenCV's ``FaceDetectorYN`` (its own pre- and post-processing: end to end only), from
 ``yunet-{n,s}.onnx`` in ``$FACEDET_WEIGHTS_DIR``. Last, NMS alone on 5,000 random candidates.
 
-    python benchmarks/bench_latency.py [--threads 1] [--runs 15] [--models eresfd eresfd-fpgm-50 ...]
+    python benchmarks/bench_latency.py [--threads 1] [--runs 15] [--family paper|bfpgm|all]
+                                       [--models eresfd bfpgm-eresfd-30 ...]
                                        [--backends torch onnx] [--no-compact] [--json FILE]
 
-B-FPGM's checkpoints are not loadable yet (their loader is part of the B-FPGM issue): not listed.
+``--family`` picks the default rows: the paper's 22 checkpoints (default), B-FPGM's 9, or both.
 Timings move with whatever else runs on the machine: compare rows of the same run.
 """
 
@@ -32,7 +33,7 @@ from facedet.detector import Detector
 from facedet.images import read_image
 from facedet.latency import DEFAULT_PHOTO, LATENCY_SIZE, LATENCY_THRESHOLD, measure_latency
 from facedet.postprocess import nms
-from facedet.weights import PRETRAINED, load_model
+from facedet.weights import FAMILIES, load_model, published
 
 
 def yunet_ms(path, image_rgb, runs, warmup=3):
@@ -89,7 +90,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="threads for every runtime (default 1)")
     parser.add_argument("--runs", type=int, default=15, help="timed runs per row (EXTD rows: a third of it)")
-    parser.add_argument("--models", nargs="+", default=sorted(PRETRAINED), help="published names (default all 22)")
+    parser.add_argument("--family", default="paper", choices=(*FAMILIES, "all"),
+                        help="whose published checkpoints (default the paper's 22; bfpgm: B-FPGM's 9)")
+    parser.add_argument("--models", nargs="+", help="published names (default: every one of --family)")
     parser.add_argument("--backends", nargs="+", default=["torch", "onnx"], choices=("torch", "onnx"))
     parser.add_argument("--no-compact", action="store_true", help="skip the compacted rows")
     parser.add_argument("--image", default=str(DEFAULT_PHOTO))
@@ -97,6 +100,8 @@ def main():
                         help="faces kept (default 0.5, as detect; 0.05 is WIDER FACE evaluation's, NMS then dominates)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
+    registry = published(None if args.family == "all" else args.family)
+    args.models = args.models or sorted(registry)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     width, height = LATENCY_SIZE
@@ -130,12 +135,12 @@ def main():
     for name in args.models:
         model, ckpt = load_model(name)
         forms = [("", model)]
-        if PRETRAINED[name].rate and not args.no_compact:
+        if published()[name].rate and not args.no_compact:
             from pruning.compact import compact_model
 
             forms.append((" compact", compact_model(model).model.eval()))
         runs = args.runs if ckpt.arch == "eresfd" else max(3, args.runs // 3)
-        if not PRETRAINED[name].rate:
+        if not published()[name].rate:
             detector = Detector(model, ckpt.arch, device="cpu", backend="torch")
             detector.network = UnfoldedNetwork(model)
             stats = measure_latency(detector, width, height, runs=runs, warmup=2, image=image, threshold=args.threshold)

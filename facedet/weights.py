@@ -32,22 +32,44 @@ class Pretrained:
     name: str
     arch: str
     criterion: str | None
-    rate: float
+    rate: float  # the model's overall pruning rate (B-FPGM: its target sparsity)
     url: str
     sha256: str
     bytes: int
+    family: str = "paper"  # whose release: "paper" (the 2024 authors) or "bfpgm"
+    group_rates: tuple | None = None  # B-FPGM: its per-group rates (groups 1..6), from the upstream README
+    nonzero_parameters: int | None = None  # as published, where the release states it
 
     @property
     def filename(self):
         return f"{self.name}.pth"
 
+    @property
+    def license(self):
+        return FAMILIES[self.family]["license"]
+
+
+def _entry(c):
+    rates = c.get("group_rates")
+    return Pretrained(c["name"], c["detector"], c["criterion"], c["pruning_rate"], c["url"], c["sha256"], c["bytes"],
+                      c["family"], tuple(rates) if rates else None, c.get("nonzero_parameters"))
+
 
 _REGISTRY = json.loads(_REGISTRY_FILE.read_text())
-PRETRAINED = {
-    c["name"]: Pretrained(c["name"], c["detector"], c["criterion"], c["pruning_rate"], c["url"], c["sha256"], c["bytes"])
-    for c in _REGISTRY["checkpoints"]
-}
-LICENSE = _REGISTRY["license"]
+FAMILIES = _REGISTRY["families"]  # family -> title, license, source
+# One dict per family: PRETRAINED stays the paper's 22 (the app's pages and the upstream-agreement
+# fixtures are about those); every name of every family resolves and downloads alike.
+_BY_FAMILY = {family: {c["name"]: _entry(c) for c in _REGISTRY["checkpoints"] if c["family"] == family} for family in FAMILIES}
+PRETRAINED = _BY_FAMILY["paper"]
+BFPGM = _BY_FAMILY["bfpgm"]
+LICENSE = FAMILIES["paper"]["license"]
+
+
+def published(family=None):
+    """The published checkpoints of one family (``"paper"``, ``"bfpgm"``), or of all of them."""
+    if family is not None:
+        return _BY_FAMILY[family]
+    return {name: entry for registry in _BY_FAMILY.values() for name, entry in registry.items()}
 
 
 def pretrained_name(arch, criterion=None, rate=0.0):
@@ -72,7 +94,7 @@ def sha256_of(path):
 
 def local_copy(name):
     """The path of a published checkpoint already on this machine, or None."""
-    entry = PRETRAINED[name]
+    entry = published()[name]
     for folder in (weights_dir(), cache_dir()):
         if folder is not None and (folder / entry.filename).is_file():
             return folder / entry.filename
@@ -89,11 +111,12 @@ def resolve(name_or_path, download=True, progress=True):
         if not path.is_file():  # a device never ends, a FIFO waits for a writer forever
             raise WeightsError(f"{text} is not a regular file (a device, FIFO or socket), not a checkpoint")
         return path
-    if text not in PRETRAINED:
+    known = published()
+    if text not in known:
         if os.sep in text or path.suffix in (".pth", ".pt", ".ckpt"):
             raise WeightsError(f"no such checkpoint file: {text}")
-        raise WeightsError(f"unknown weights {text!r}: give a file path or one of {', '.join(PRETRAINED)}")
-    entry = PRETRAINED[text]
+        raise WeightsError(f"unknown weights {text!r}: give a file path or one of {', '.join(known)}")
+    entry = known[text]
     found = local_copy(text)
     if found is not None:
         if sha256_of(found) != entry.sha256:
@@ -226,6 +249,7 @@ def load_checkpoint(name_or_path, arch=None):
         raise WeightsError(f"{label} holds no state dict of tensors; it is not a detector checkpoint")
     _check_saved_arch(saved_arch, label)
     state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    state_dict = drop_alias_keys(state_dict, label)
     bad = first_non_finite(state_dict)
     if bad is not None:
         raise WeightsError(f"{label} holds NaN or infinite values (first in {bad}); it cannot be used")
@@ -240,6 +264,36 @@ def load_checkpoint(name_or_path, arch=None):
     if overlap < 1.0:
         raise WeightsError(f"{label} does not fit {_display(detected)}: {_describe_key_mismatch(core, detected)} keys")
     return Checkpoint(detected, state_dict, path, sha256_of(path), compact, meta)
+
+
+def _canonical_key(key, aliases):
+    for alias, canonical in aliases:
+        if key.startswith(alias):
+            return canonical + key[len(alias):]
+    return None
+
+
+def drop_alias_keys(state_dict, label="checkpoint"):
+    """``state_dict`` without the keys that name a tensor a second time (a detector's
+    ``key_aliases``); each is dropped only if it equals its canonical tensor, else the file is refused
+    (which of the two would the model use?). A key whose canonical one is absent is kept: the key
+    check then reports it."""
+    import torch
+
+    from facedet.models import DETECTORS
+
+    aliases = tuple(pair for spec in DETECTORS.values() for pair in spec.key_aliases)
+    kept = {}
+    for key, tensor in state_dict.items():
+        canonical = _canonical_key(key, aliases)
+        if canonical is None or canonical not in state_dict:
+            kept[key] = tensor
+            continue
+        twin = state_dict[canonical]
+        if twin.shape != tensor.shape or twin.dtype != tensor.dtype or not torch.equal(twin, tensor):
+            raise WeightsError(f"{label} stores {key} as a second copy of {canonical}, but with different values; "
+                               f"refused (it is unclear which one the model should use)")
+    return kept
 
 
 def _check_saved_arch(saved_arch, label):

@@ -12,11 +12,11 @@ def register(subparsers, name, help_text):
 
 def describe(weights):
     from facedet.params import count_parameters
-    from facedet.weights import load_model
+    from facedet.weights import load_model, published
 
     model, ckpt = load_model(weights)
     counts = count_parameters(model)
-    return {
+    info = {
         "detector": ckpt.arch,
         "file": str(ckpt.path),
         "sha256": ckpt.sha256,
@@ -25,17 +25,39 @@ def describe(weights):
         "nonzero_parameters": counts.nonzero,
         "sparsity": round(counts.sparsity, 6),
     }
+    entry = published().get(str(weights))
+    if entry is not None:  # a registry name: what its release says about it
+        info.update(family=entry.family, license=entry.license, rate=entry.rate, group_rates=entry.group_rates,
+                    published_nonzero_parameters=entry.nonzero_parameters)
+    return info
+
+
+def _published_note(info):
+    """How the counted nonzero parameters compare with the release's own count, if it gives one."""
+    published = info.get("published_nonzero_parameters")
+    if published is None:
+        return ""
+    if published == info["nonzero_parameters"]:
+        return " (as published)"
+    return f" (the release states {published:,})"
 
 
 def run(args):
     info = describe(args.weights)
     if args.json:
-        print(json.dumps({k: info[k] for k in ("detector", "parameters", "nonzero_parameters", "sparsity")}))
+        keys = ("detector", "parameters", "nonzero_parameters", "sparsity", "family", "group_rates")
+        print(json.dumps({k: info[k] for k in keys if k in info}))
         return 0
     print(f"detector            {info['detector']}{' (compact)' if info['compact'] else ''}")
     print(f"file                {info['file']}")
     print(f"sha256              {info['sha256']}")
     print(f"parameters          {info['parameters']:,}")
-    print(f"nonzero parameters  {info['nonzero_parameters']:,}")
+    print(f"nonzero parameters  {info['nonzero_parameters']:,}{_published_note(info)}")
     print(f"sparsity            {info['sparsity'] * 100:.2f} %")
+    if "family" in info:
+        print(f"family              {info['family']}")
+        print(f"license             {info['license']}")
+    if info.get("group_rates"):
+        rates = ", ".join(f"{r:g}" for r in info["group_rates"])
+        print(f"rates               target {info['rate']:g}; per group (1..6) {rates}")
     return 0

@@ -177,8 +177,19 @@ class EResFD(nn.Module):
         return ssd_head(self.features(x), self.loc, self.conf, MAXOUT_BACKGROUND, activation=self.head_relu)
 
 
+# B-FPGM's EResFD files also hold the encoder's modules as a flat list (layer1..12: the five stages,
+# the FPN, the six context modules) and the head convs as loc0..5/conf0..5. Read from the files
+# themselves: each such key shares its storage with the canonical key below (tests/test_bfpgm.py).
+KEY_ALIASES = (
+    *((f"base.m0.layer{stage}.", f"base.m0.b2_{stage}.") for stage in range(1, len(STAGE_DEPTHS) + 1)),
+    (f"base.m0.layer{len(STAGE_DEPTHS) + 1}.", "base.m0.fpn."),
+    *((f"base.m0.layer{len(STAGE_DEPTHS) + 2 + level}.", f"base.m0.FEM_{level}.") for level in range(NUM_LEVELS)),
+    *((f"{head}{level}.", f"{head}.{level}.") for head in ("loc", "conf") for level in range(NUM_LEVELS)),
+)
+
 SPEC = register_detector(DetectorSpec(
     name="eresfd", display_name="EResFD", build=EResFD, auto_area=1200 * 1100, optimizer="adam", colour="#D55E00",
+    key_aliases=KEY_ALIASES,
     paper="Jeong, Yoo, Kim, Kwak: EResFD: Rediscovery of the Effectiveness of Standard Convolution for "
           "Lightweight Face Detection (2022)",
 ))

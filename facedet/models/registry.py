@@ -22,6 +22,9 @@ class DetectorSpec:
     strides: tuple = STRIDES
     anchor_sizes: tuple = ANCHOR_SIZES
     head_prefixes: tuple = ("loc.", "conf.")  # module-name prefixes of the head convs (not pruned)
+    # (alias prefix, canonical prefix) of key names some released files also store: the same tensors
+    # registered twice upstream. The loader drops an alias key only once it equals its canonical tensor.
+    key_aliases: tuple = ()
     optimizer: str = "adam"  # the authors' training optimizer, the "auto" choice of pruning.train
     colour: str = "#000000"  # chart colour (Okabe-Ito: readable with colour-blindness, on projectors)
     paper: str = ""  # citation
