@@ -22,15 +22,17 @@ from facedet.images import read_image
 from facedet.models import DETECTORS
 from facedet.samples import PHOTOS_DIR, sample_photos
 from facedet.viz.overlay import COLOURS, LEGEND, annotate_original, annotate_pruned, fit_for_display
-from facedet.weights import PRETRAINED, pretrained_name
+from facedet.weights import BFPGM, PRETRAINED, pretrained_name
 
 SOURCES = {
     "published": "Published checkpoint (SFP + fine-tuned, the paper's)",
+    "bfpgm": "B-FPGM checkpoint (one rate per layer group; Kaparinos & Mezaris, WACVW 2025)",
     "oneshot": "One-shot prune now (no fine-tuning)",
 }
 PUBLISHED_CRITERIA = ["fpgm", "l1"]
 PUBLISHED_RATES = dict(minimum=0, maximum=50, step=10, value=10)
 ONESHOT_RATES = dict(minimum=5, maximum=90, step=5, value=30)
+BFPGM_RATES = dict(minimum=0, maximum=60, step=10, value=30)  # target sparsities B-FPGM released (EResFD; EXTD: 20)
 # The endpoint takes any rate either source may name (compare() refuses the ones naming no model); each
 # browser session narrows the slider to its source's range.
 API_RATES = dict(minimum=0, maximum=90, step=5, value=10)
@@ -76,6 +78,16 @@ def published_detector(arch, criterion, rate):
     return name, DETECTOR_CACHE.get(("published", name), lambda: load_detector(name, backend="torch"))
 
 
+def bfpgm_detector(arch, rate):
+    """B-FPGM's checkpoint of ``arch`` at target sparsity ``rate`` % (0: its retrained dense model)."""
+    from facedet.detector import load_detector
+
+    name = f"bfpgm-{arch}-{round(rate)}" if rate else f"bfpgm-{arch}"
+    if name not in BFPGM:
+        raise FacedetError(f"no B-FPGM checkpoint {name!r}: B-FPGM released {', '.join(BFPGM)}")
+    return name, DETECTOR_CACHE.get(("published", name), lambda: load_detector(name, backend="torch"))
+
+
 def oneshot_detector(arch, criterion, rate):
     """``arch``'s dense model, one-shot pruned by ``criterion`` at ``rate`` % on a copy (no training)."""
     from facedet.detector import Detector
@@ -101,6 +113,10 @@ def pruned_detector(arch, source, criterion, rate):
         if criterion not in PUBLISHED_CRITERIA:
             raise FacedetError(f"published checkpoints are pruned by {' or '.join(PUBLISHED_CRITERIA)}, not {criterion!r}")
         return published_detector(arch, criterion, rate)
+    if source == "bfpgm":
+        if criterion != "fpgm":
+            raise FacedetError(f"B-FPGM checkpoints are pruned by FPGM, not {criterion!r}")
+        return bfpgm_detector(arch, rate)
     if source == "oneshot":
         return oneshot_detector(arch, criterion, rate)
     raise FacedetError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
@@ -159,6 +175,9 @@ def source_changed(source):
 
         return (gr.update(choices=[(c.label, name) for name, c in CRITERIA.items()], value="fpgm"),
                 gr.update(label="Pruning rate (%)", **ONESHOT_RATES))
+    if source == "bfpgm":
+        return (gr.update(choices=[("FPGM", "fpgm")], value="fpgm"),
+                gr.update(label="Target sparsity (%, 0 = B-FPGM's dense model; EXTD: 0 or 20)", **BFPGM_RATES))
     return (gr.update(choices=[(c.upper(), c) for c in PUBLISHED_CRITERIA], value="fpgm"),
             gr.update(label="Pruning rate (%, 0 = dense)", **PUBLISHED_RATES))
 

@@ -56,6 +56,15 @@ def test_published_comparison_over_http_equals_the_library_and_the_cli(client, w
         assert read_image(picture).ndim == 3
 
 
+def test_bfpgm_checkpoints_are_a_source(client):
+    _, _, summary = client.predict(handle_file(PHOTO), "eresfd", "bfpgm", "fpgm", 30, 0.5, api_name="/compare")
+    *_, expected = compare_detectors(load_detector("eresfd", backend="torch"),
+                                     load_detector("bfpgm-eresfd-30", backend="torch"), read_image(PHOTO), 0.5)
+    assert _counts(summary) == _counts(expected) and summary["candidate"]["weights"] == "bfpgm-eresfd-30"
+    with pytest.raises(Exception, match="no B-FPGM checkpoint 'bfpgm-extd-30'"):
+        client.predict(handle_file(PHOTO), "extd", "bfpgm", "fpgm", 30, 0.5, api_name="/compare")
+
+
 def test_oneshot_comparison_is_labelled_no_fine_tuning(client):
     _, _, summary = client.predict(handle_file(PHOTO), "extd", "oneshot", "l2", 80, 0.5, api_name="/compare")
     assert "no fine-tuning" in summary["candidate"]["weights"]
