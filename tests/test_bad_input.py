@@ -4,8 +4,6 @@ a user runs the commands; the library and the app refuse the same inputs the sam
 
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -14,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cli_helpers import assert_one_error_line, cli, cli_env
 from facedet.errors import FacedetError, FacedetWarning, ImageError
 from facedet.images import read_image
 
@@ -24,9 +23,7 @@ NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error
 @pytest.fixture(scope="module")
 def env(weights_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad_input_env")
-    return dict(os.environ, FACEDET_WEIGHTS_DIR=str(weights_dir), FACEDET_CACHE_DIR=str(folder / "cache"),
-                PRUNING_DATA_DIR=str(folder / "data"), PRUNING_RESULTS_DB=str(folder / "results.sqlite3"),
-                OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    return cli_env(weights_dir, folder)
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +37,6 @@ def files(tmp_path_factory):
     cv2.imwrite(str(folder / "long.png"), np.full((200, 8000, 3), 128, np.uint8))
     write_sample_set(folder / "sample", images=1)
     return folder
-
-
-def cli(env, module, *args, timeout=120):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def assert_one_error_line(done, *expected):
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    assert "Traceback" not in done.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
 
 
 def _detector(arch="eresfd"):

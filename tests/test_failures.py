@@ -9,7 +9,6 @@ errors, the way a disk that fills up makes them fail.
 """
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 
+from cli_helpers import assert_one_error_line, cli_env, cli as run_cli
 from facedet.errors import DataError
 from pruning_helpers import one_thread  # noqa: F401  (autouse fixture)
 
@@ -36,9 +36,7 @@ TINY_TRAINING = ("--detector", "eresfd", "--criterion", "l1", "--rate", "0.3", "
 @pytest.fixture(scope="module")
 def env(weights_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("failures_env")
-    return dict(os.environ, FACEDET_WEIGHTS_DIR=str(weights_dir), FACEDET_CACHE_DIR=str(folder / "cache"),
-                PRUNING_DATA_DIR=str(folder / "data"), PRUNING_RESULTS_DB=str(folder / "results.sqlite3"),
-                OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    return cli_env(weights_dir, folder)
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +50,7 @@ def files(tmp_path_factory):
 
 
 def cli(env, module, *args, timeout=300):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return run_cli(env, module, *args, timeout=timeout)
 
 
 # Run ``python -m MODULE ARGS`` on a disk that fills up, as the JSON spec in $FULL_DISK says:
@@ -126,15 +123,6 @@ def cli_on_full_disk(env, spec, module, *args):
     return subprocess.run([sys.executable, "-c", FULL_DISK, module, *map(str, args)], cwd=ROOT,
                           env=dict(env, FULL_DISK=json.dumps(spec, default=str)), capture_output=True, text=True,
                           timeout=300)
-
-
-def assert_one_error_line(done, *expected):
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
-    assert "Traceback" not in done.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
 
 
 def assert_ends_in_one_error_line(done, *expected):
