@@ -95,6 +95,7 @@ class TrainConfig:
     distill_features: float = 0.0  # weight: the maps fed to the detection heads
     distill_temperature: float = 1.0
     distill_face_weight: float = 1.0  # the teacher's face priors count this many times in the probabilities
+    keep_pruned: bool = False  # pruned filters stay pruned (hard gradual pruning): no regrowth, steps only add
     freeze_batchnorm: bool = False  # BatchNorm keeps its running statistics (small batches: batch statistics mislead)
     label_loss: float = 1.0  # weight of the MultiBox loss on labelled data (WIDER FACE, sample set)
     holdout: str | None = None  # photos for the agreement with the teacher (default: the held-out samples)
@@ -324,7 +325,8 @@ class _Trainer:
         if phase == "finetune" and self.masks is None:
             # No SFP epochs: prune once, then fine-tune.
             self._prune(None)
-        frozen = phase == "finetune"
+        # Frozen: pruned filters stay at zero through the epoch (fine-tuning, or keep_pruned).
+        frozen = phase == "finetune" or (self.config.keep_pruned and self.masks is not None)
         self.model.train()
         if self.config.freeze_batchnorm:
             for module in self.net.modules():
@@ -397,6 +399,8 @@ class _Trainer:
         """Recompute the masks with the criterion and zero the selected filters (and their state)."""
         rate = self.schedule.rate_after(epoch, self.config.rate) if epoch is not None else self.config.rate
         removed = select_filters(self.net, self.config.criterion, rate, batch=batch, seed=self.config.seed)
+        if self.config.keep_pruned and self.masks is not None:
+            removed = _keeping_pruned(self.masks, removed)
         # Under torchrun each process sees its own batch (taylor scores differ): the main one decides.
         self.masks = masks_from_removed(self.net, self.dist.from_main(removed))
         apply_masks(self.net, self.masks)
@@ -484,6 +488,19 @@ class _Trainer:
         except DataError:
             if not quiet:
                 raise
+
+
+def _keeping_pruned(masks, removed):
+    """``removed`` changed to keep every filter ``masks`` already prune: per layer, the old ones
+    plus the first of the new selection not among them, up to the new selection's count."""
+    merged = {}
+    for name, keep in masks.items():
+        old = torch.nonzero(~keep).flatten().tolist()
+        new = list(removed.get(name, ()))
+        extra = [i for i in new if i not in set(old)][:max(len(new) - len(old), 0)]
+        if old or extra:
+            merged[name] = sorted(old + extra)
+    return merged
 
 
 def _prepare_run_dir(config, run_dir, resume):

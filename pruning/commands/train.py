@@ -44,6 +44,7 @@ HELP = {
     "distill_temperature": "temperature of the face probabilities",
     "distill_face_weight": "how many times the priors the teacher calls faces count in the probabilities",
     "freeze_batchnorm": "keep BatchNorm running statistics fixed while training",
+    "keep_pruned": "filters pruned as the rate ramps stay pruned (no regrowth; steps only add filters)",
     "label_loss": "weight of the MultiBox loss on labelled data",
     "holdout": "photos for the agreement with the teacher (default: the project's held-out photos)",
     "sample_images": "size of the generated sample set (20)",
