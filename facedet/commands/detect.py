@@ -11,7 +11,8 @@ from facedet.commands import add_backend_option
 def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text, description=help_text)
     p.add_argument("image", help="image file (JPEG, PNG, BMP, WebP, TIFF ...)")
-    p.add_argument("--weights", default="eresfd", help="registry name (eresfd, extd, extd-fpgm-10 ...) or checkpoint path (default: eresfd)")
+    p.add_argument("--weights", default="eresfd", help="registry name (eresfd, extd, extd-fpgm-10 ..., or a peer: yunet-n, yunet-s) "
+                                         "or checkpoint path (default: eresfd)")
     from facedet.models import DETECTORS
 
     p.add_argument("--detector", choices=tuple(DETECTORS), help="expected architecture (checked against the file)")
@@ -31,9 +32,11 @@ def run(args):
 
     image = read_image(args.image)  # before importing torch: bad input is refused at once
     from facedet.detector import load_detector
+    from facedet.peers import is_peer
 
     # One photo: an ONNX export (0.5-1 s) and ORT's first run at a new size cost more than they save.
-    backend = "torch" if args.backend == "auto" else args.backend
+    # A peer (YuNet) has its own runtime: auto stays auto.
+    backend = "torch" if args.backend == "auto" and not is_peer(args.weights) else args.backend
     detector = load_detector(args.weights, detector=args.detector, device=args.device, backend=backend)
     dets = detector.detect(image, scale=args.scale, threshold=args.threshold)
     if args.out:
