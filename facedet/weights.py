@@ -86,6 +86,17 @@ def pretrained_name(arch, criterion=None, rate=0.0):
     return f"{arch}-{criterion}-{round(rate * 100)}"
 
 
+def bfpgm_name(arch, rate=0.0):
+    """Registry name of B-FPGM's checkpoint of ``arch`` at target sparsity ``rate``: ``bfpgm-eresfd-30``
+    (``bfpgm-eresfd``: its retrained dense model)."""
+    return f"bfpgm-{arch}-{round(rate * 100)}" if rate else f"bfpgm-{arch}"
+
+
+def bfpgm_rates(arch):
+    """The target sparsities (percent, 0 = dense) B-FPGM released for ``arch``, ascending."""
+    return sorted(round(e.rate * 100) for e in BFPGM.values() if e.arch == arch)
+
+
 def weights_dir():
     value = os.environ.get("FACEDET_WEIGHTS_DIR")
     return Path(value).expanduser() if value else None

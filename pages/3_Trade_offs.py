@@ -8,7 +8,8 @@ from app_support.page import kept, setup
 from app_support.engine import user_runs
 from facedet.errors import FacedetError
 from facedet.viz.tradeoffs import AGREEMENT, COSTS, SUBSETS, tradeoff_figure, tradeoff_table
-from facedet.weights import PRETRAINED
+from facedet.peers import peer_names
+from facedet.weights import BFPGM, PRETRAINED
 
 setup("Trade-offs", "Accuracy against model cost: the paper's Figures 2–3, with FLOPs and latency too")
 
@@ -28,17 +29,25 @@ except FacedetError as err:  # a damaged results store: the published models are
     st.error(f"Your runs are not shown: {err}")
     runs = []
 costs = {}
+# Every model this machine has a file of: the paper's and B-FPGM's checkpoints, and the peers (YuNet).
+MODELS = {**{name: cached.published_key(name) for name in (*PRETRAINED, *BFPGM)},
+          **{name: cached.peer_key(name) for name in peer_names()}}
+# Latency is timed for the models drawn on the AP axes: B-FPGM's have no AP here (no published one in our sources).
+TIMED = {name: key for name, key in MODELS.items() if name not in BFPGM}
 if cost == "gflops":
     bar = st.progress(0.0, text="Counting the FLOPs of the published checkpoints…")
-    for i, name in enumerate(PRETRAINED):
-        costs[name] = {"gflops": cached.flops(cached.published_key(name))}
-        bar.progress((i + 1) / len(PRETRAINED), text=f"Counting FLOPs: {name}")
+    try:
+        for i, (name, key) in enumerate(MODELS.items()):
+            costs[name] = {"gflops": cached.flops(key)}
+            bar.progress((i + 1) / len(MODELS), text=f"Counting FLOPs: {name}")
+    except FacedetError as err:  # a file missing or damaged: what was counted is still shown
+        st.error(f"Not every model's FLOPs could be counted: {err}")
     bar.empty()
     for run in runs:
         if run.get("checkpoint") and run.get("gflops") is None:
             run["gflops"] = cached.flops(cached.file_key(run["checkpoint"]))
 elif cost == "latency_ms":
-    models = {cached.published_key(name): name for name in PRETRAINED}
+    models = {key: name for name, key in TIMED.items()}
     models.update({cached.file_key(run["checkpoint"]): run["label"] for run in runs})
     measured = st.session_state.setdefault(LATENCY_KEY, {})  # model key -> ms, shared with Compare (cached too)
     missing = [key for key in models if key not in measured]
@@ -47,12 +56,15 @@ elif cost == "latency_ms":
                 f"detection of a 640×480 photo ({len(missing)} models to go; about a minute on a CPU).")
         if st.button("Measure latency now", type="primary"):
             bar = st.progress(0.0)
-            for i, key in enumerate(missing):
-                bar.progress(i / len(missing), text=f"Timing {models[key]}…")
-                measured[key] = cached.latency(key)
+            try:
+                for i, key in enumerate(missing):
+                    bar.progress(i / len(missing), text=f"Timing {models[key]}…")
+                    measured[key] = cached.latency(key)
+            except FacedetError as err:
+                st.error(f"Not every model could be timed: {err}")
             bar.empty()
     costs = {name: {"latency_ms": measured[key]} for key, name in models.items()
-             if key.startswith("published:") and key in measured}
+             if key.startswith(("published:", "peer:")) and key in measured}
     for run in runs:
         run["latency_ms"] = measured.get(cached.file_key(run["checkpoint"]))
 
@@ -74,7 +86,10 @@ else:
         "baselines (Tables 1–2); grey squares: published detectors as their papers report them (protocols "
         "differ; hover for the source); stars: your runs on WIDER FACE; pink crosses: your runs on the sample "
         "set, which is NOT WIDER FACE and never on the Pareto front. Runs on photos have no WIDER FACE AP: "
-        "choose 'Agreement (photos)'. Click a legend entry to hide or show it."
+        "choose 'Agreement (photos)'. Click a legend entry to hide or show it. YuNet-n and YuNet-s are published "
+        "detectors too (APs from the libfacedetection.train README, single scale at the original size); they also "
+        f"run here. B-FPGM's {len(BFPGM)} checkpoints are in the points' CSV with their released nonzero "
+        "parameters, but not on the chart: none of our sources gives their WIDER FACE AP, and none is made up."
     )
 if cost == "parameters":
     st.caption("Parameters: the paper's counts for its models (nonzero after pruning), the published counts "
@@ -82,11 +97,12 @@ if cost == "parameters":
                "GFLOPs at 640×480, EResFD 92 k and about 0.6 GFLOPs — switch the cost to FLOPs.")
 elif cost == "gflops":
     st.caption("FLOPs of our models are counted here (2 × multiply-adds of the nonzero convolution weights "
-               "at 640×480); the published detectors' FLOPs are the ones their papers report at VGA "
-               "resolution, where available.")
+               "at 640×480), YuNet's the same way from its ONNX graph; the other published detectors' FLOPs are "
+               "the ones their papers report at VGA resolution, where available.")
 else:
-    st.caption("Latency is measured on this machine for the models it has; masked checkpoints run the full "
-               "dense convolutions, so pruning only saves time once a model is compacted. Published "
+    st.caption("Latency is measured on this machine for the models it has, YuNet-n and -s included (through "
+               "OpenCV's FaceDetectorYN, the same photo and threads); masked checkpoints run the full dense "
+               "convolutions, so pruning only saves time once a model is compacted. The other published "
                "detectors are not run here, so they are absent from this view.")
 
 downloads = st.columns(3)
