@@ -165,8 +165,11 @@ def test_bench_and_predict_accept_yunet(tmp_path, capsys):
     write_sample_set(tmp_path / "sample", images=2)
     code = main(["predict", "--wider", str(tmp_path / "sample"), "--weights", "yunet-n", "--out", str(tmp_path / "pred")])
     assert code == 0 and "weights yunet-n" in capsys.readouterr().out
-    written = list((tmp_path / "pred").rglob("*.txt"))
+    written = list((tmp_path / "pred").glob("*/*.txt"))  # <event>/<image>.txt, beside the sample-set marker
     assert len(written) == 2
+    # Each file: the image name, the count, then that many x y w h score rows, in the image's pixels.
+    lines = written[0].read_text().splitlines()
+    assert int(lines[1]) == len(lines) - 2
 
 
 def test_info_describes_the_onnx_file(capsys):
