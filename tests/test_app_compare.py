@@ -259,7 +259,7 @@ def test_a_peer_detector_on_either_side(weights_dir):
     assert min(found) >= 12 and "only the pruned model finds" in caption_with(at, "Found by both")
     assert "YuNet-n is not ground truth" in caption_with(at, "Found by both")
 
-    at.radio(key="source").set_value("peer")
+    at.radio(key="source").set_value("peer").run()
     at.radio(key="peer").set_value("yunet-s").run()  # a peer on the right, against the peer on the left
     assert not at.exception and not at.error
     assert at.subheader[-1].value == "Peer: YuNet-s"
