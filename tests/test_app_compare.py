@@ -272,6 +272,9 @@ def test_a_peer_detector_on_either_side(weights_dir):
     assert not linked.exception and not linked.error
     assert [s.value for s in linked.subheader] == ["Original: EResFD", "Peer: YuNet-s"]
     assert side_metrics(linked)["Faces"] == ["1", "1"]
+    linked.session_state["latency_ms"] = {"published:eresfd": 21.5}
+    linked.button(key="measure_latency").click().run()  # YuNet's latency, as facedet bench measures it
+    assert not linked.exception and linked.session_state["latency_ms"]["peer:yunet-s"] > 0
 
 
 def test_bfpgm_checkpoints_are_a_source(page):
