@@ -156,6 +156,15 @@ def test_detect_yunet_on_the_command_line(assets_dir, capsys):
     assert code == 0 and "yunet (yunet-s)" in out and len(out.splitlines()) >= 13
 
 
+def test_compare_sets_yunet_beside_our_model(assets_dir, capsys):
+    photo = assets_dir / "photos" / "holdout" / "office-group-13.jpg"
+    code = main(["compare", "eresfd", "yunet-s", str(photo), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["candidate"]["detector"] == "yunet" and summary["candidate"]["scale"] == 1
+    assert summary["candidate"]["parameters"] == onnx_parameter_count(resolve("yunet-s")).total
+    assert summary["matched"] >= 12  # the 13-face group photo: both find nearly every face
+
+
 def test_bench_and_predict_accept_yunet(tmp_path, capsys):
     from facedet.wider.sample_set import write_sample_set
 

@@ -31,13 +31,11 @@ def run(args):
     from facedet.images import draw_detections, read_image, write_image
 
     image = read_image(args.image)  # before importing torch: bad input is refused at once
+    from facedet.commands import one_photo_backend
     from facedet.detector import load_detector
-    from facedet.peers import is_peer
 
-    # One photo: an ONNX export (0.5-1 s) and ORT's first run at a new size cost more than they save.
-    # A peer (YuNet) has its own runtime: auto stays auto.
-    backend = "torch" if args.backend == "auto" and not is_peer(args.weights) else args.backend
-    detector = load_detector(args.weights, detector=args.detector, device=args.device, backend=backend)
+    detector = load_detector(args.weights, detector=args.detector, device=args.device,
+                             backend=one_photo_backend(args.backend, args.weights))
     dets = detector.detect(image, scale=args.scale, threshold=args.threshold)
     if args.out:
         write_image(args.out, draw_detections(image, dets))
