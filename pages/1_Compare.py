@@ -25,8 +25,8 @@ SAMPLES.update({p.name: p for p in sorted(ASSETS.iterdir()) if p.suffix.lower() 
 DEFAULT_SAMPLE = "office-group-13.jpg"
 SOURCES = {
     "published": "Published checkpoint (SFP + fine-tuned, the paper's)",
-    "oneshot": "One-shot prune now (NO fine-tuning)",
     "bfpgm": "B-FPGM checkpoint (one rate per layer group; Kaparinos & Mezaris, WACVW 2025)",
+    "oneshot": "One-shot prune now (NO fine-tuning)",
     "session": "From my sessions",
     "peer": "A peer detector: YuNet (libfacedetection, through OpenCV; not pruned)",
 }
@@ -71,7 +71,7 @@ with st.sidebar:
                 default=next(iter(DETECTORS)), allowed=DETECTORS)
     left = kept(st.selectbox, "Left side", list(LEFT), format_func=LEFT.get, key="left", default="dense",
                 allowed=LEFT, help="The model the right side is compared with: the dense original, or a peer detector.")
-    source = kept(st.radio, "Pruned model", list(SOURCES), format_func=SOURCES.get, key="source",
+    source = kept(st.radio, "Right side: the pruned model (or a peer)", list(SOURCES), format_func=SOURCES.get, key="source",
                   default=DEFAULT_SOURCE, allowed=SOURCES)
     pruned_key, pruned_label, pruned_run = None, None, None
     if source == "published":
@@ -84,7 +84,8 @@ with st.sidebar:
         twins = "".join(f"; the same file as {facts.published_label(t)}" for t in facts.same_file_as(name))
         pruned_label = (f"{DETECTORS[arch]} {criterion.upper()} {rate} %",
                         f"published: SFP-pruned and fine-tuned by the authors{twins}") if rate \
-            else (f"{DETECTORS[arch]} dense", "the same dense model as on the left")
+            else (f"{DETECTORS[arch]} dense", "the same dense model as on the left" if left == "dense"
+                  else "the dense published model")
     elif source == "bfpgm":
         rates = bfpgm_rates(arch)
         rate = kept(st.select_slider, "Target sparsity", options=rates, key="bfpgm_rate", default=30 if 30 in rates
