@@ -7,6 +7,7 @@ pre-processing, decoding and NMS. They have no PyTorch model: their parameters a
 from the ONNX graph.
 """
 
+import threading
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -143,6 +144,8 @@ class YuNetDetector:
         finally:
             cv2.utils.logging.setLogLevel(level)
         self._size = None
+        # One OpenCV net whose input size and threshold each call sets: the app's threads share it.
+        self._lock = threading.Lock()
 
     def __repr__(self):
         return f"YuNetDetector({self.name!r})"
@@ -179,17 +182,18 @@ class YuNetDetector:
         resized = resize(image, scale) if scale != 1.0 else image
         bgr = cv2.cvtColor(np.ascontiguousarray(resized), cv2.COLOR_RGB2BGR)
         size = (bgr.shape[1], bgr.shape[0])
-        if size != self._size:
-            self._net.setInputSize(size)
-            self._size = size
-        # Candidates just under the threshold (as Detector.detect's exact shortcut) enter NMS.
-        self._net.setScoreThreshold(float(max(threshold, self.post.score_threshold)) * (1 - 1e-6))
-        t1 = time.perf_counter()
-        try:
-            _, faces = self._net.detect(bgr)
-        except cv2.error as err:
-            raise FacedetError(f"{self.name} failed on a {width}x{height} image ({_first_line(err)})") from None
-        t2 = time.perf_counter()
+        with self._lock:
+            if size != self._size:
+                self._net.setInputSize(size)
+                self._size = size
+            # Candidates from just under the threshold enter NMS (as Detector.detect's exact shortcut).
+            self._net.setScoreThreshold(float(max(threshold, self.post.score_threshold)) * (1 - 1e-6))
+            t1 = time.perf_counter()
+            try:
+                _, faces = self._net.detect(bgr)
+            except cv2.error as err:
+                raise FacedetError(f"{self.name} failed on a {width}x{height} image ({_first_line(err)})") from None
+            t2 = time.perf_counter()
         dets = np.zeros((0, 5), dtype=np.float32)
         if faces is not None and len(faces):
             x, y, w, h, score = faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 3], faces[:, 14]

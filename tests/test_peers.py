@@ -187,3 +187,15 @@ def test_info_describes_the_onnx_file(capsys):
     counted = onnx_parameter_count(resolve("yunet-n")).total
     assert code == 0 and f"parameters          {counted:,}" in out and "75,856 parameters" in out
     assert "Apache-2.0" in out and "FaceDetectorYN" in out
+
+
+def test_threads_sharing_one_yunet_get_their_own_images_results(assets_dir, hopper):
+    from concurrent.futures import ThreadPoolExecutor
+
+    detector = load_detector("yunet-s")  # as the app's cache shares it between sessions
+    images = [hopper, read_image(assets_dir / "photos" / "holdout" / "office-group-13.jpg")]
+    expected = [detector.detect(image) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(detector.detect, images * 4))
+    for got, want in zip(results, expected * 4):
+        np.testing.assert_allclose(got, want)
