@@ -1,4 +1,5 @@
-"""A small Gradio front for sharing one comparison: the original detector against a pruned one on a photo.
+"""A small Gradio front for sharing one comparison: the original detector against a pruned one (or a
+peer detector, YuNet) on a photo.
 
 Not a second workbench: every figure comes from ``facedet.compare.compare_detectors`` (what
 ``python -m facedet compare A B IMAGE --json`` prints) and the pictures from ``facedet.viz.overlay``
@@ -20,6 +21,7 @@ from facedet.compare import compare_detectors
 from facedet.errors import FacedetError
 from facedet.images import read_image
 from facedet.models import DETECTORS
+from facedet.peers import peer_label, peer_names
 from facedet.samples import PHOTOS_DIR, sample_photos
 from facedet.viz.overlay import COLOURS, LEGEND, annotate_original, annotate_pruned, fit_for_display
 from facedet.weights import BFPGM, PRETRAINED, pretrained_name
@@ -28,7 +30,9 @@ SOURCES = {
     "published": "Published checkpoint (SFP + fine-tuned, the paper's)",
     "bfpgm": "B-FPGM checkpoint (one rate per layer group; Kaparinos & Mezaris, WACVW 2025)",
     "oneshot": "One-shot prune now (no fine-tuning)",
+    "peer": "A peer detector: YuNet (libfacedetection, through OpenCV; not pruned)",
 }
+PEERS_SHOWN = {name: peer_label(name) for name in peer_names()}  # yunet-n -> YuNet-n
 PUBLISHED_CRITERIA = ["fpgm", "l1"]
 PUBLISHED_RATES = dict(minimum=0, maximum=50, step=10, value=10)
 ONESHOT_RATES = dict(minimum=5, maximum=90, step=5, value=30)
@@ -105,8 +109,18 @@ def oneshot_detector(arch, criterion, rate):
     return label, DETECTOR_CACHE.get(("oneshot", arch, criterion, float(rate)), load)
 
 
+def peer_detector(name):
+    """A peer detector (YuNet-n or -s) by registry name, run by OpenCV."""
+    from facedet.detector import load_detector
+
+    if name not in PEERS_SHOWN:
+        raise FacedetError(f"unknown peer detector {name!r}; choose one of {', '.join(PEERS_SHOWN)}")
+    return name, DETECTOR_CACHE.get(("peer", name), lambda: load_detector(name))
+
+
 def pruned_detector(arch, source, criterion, rate):
-    """(label, Detector) of the pruned side; FacedetError for a choice that names no model."""
+    """(label, Detector) of the pruned side (for source ``peer``, ``criterion`` names the peer and
+    ``rate`` is unused); FacedetError for a choice that names no model."""
     if arch not in DETECTORS:
         raise FacedetError(f"unknown detector {arch!r}; choose one of {', '.join(DETECTORS)}")
     if source == "published":
@@ -119,6 +133,8 @@ def pruned_detector(arch, source, criterion, rate):
         return bfpgm_detector(arch, rate)
     if source == "oneshot":
         return oneshot_detector(arch, criterion, rate)
+    if source == "peer":
+        return peer_detector(criterion)
     raise FacedetError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
 
 
@@ -159,7 +175,7 @@ def summary_text(summary):
     return "\n".join([
         f"**Original** ({ref['weights']}): {ref['faces']} faces, {ref['nonzero_parameters']:,} of "
         f"{ref['parameters']:,} parameters nonzero",
-        f"**Pruned** ({cand['weights']}): {cand['faces']} faces, {cand['nonzero_parameters']:,} of "
+        f"**{'Peer' if cand['detector'] == 'yunet' else 'Pruned'}** ({cand['weights']}): {cand['faces']} faces, {cand['nonzero_parameters']:,} of "
         f"{cand['parameters']:,} parameters nonzero",
         f"Found by both: {summary['matched']}, only the original finds: {summary['only_reference']}, only the "
         f"pruned model finds: {summary['only_candidate']} (one-to-one, IoU ≥ {summary['iou_threshold']:g}).",
@@ -173,12 +189,16 @@ def source_changed(source):
     if source == "oneshot":
         from pruning.criteria import CRITERIA
 
-        return (gr.update(choices=[(c.label, name) for name, c in CRITERIA.items()], value="fpgm"),
+        return (gr.update(choices=[(c.label, name) for name, c in CRITERIA.items()], value="fpgm", label="Criterion"),
                 gr.update(label="Pruning rate (%)", **ONESHOT_RATES))
+    if source == "peer":
+        return (gr.update(choices=[(label, name) for name, label in PEERS_SHOWN.items()], value=next(iter(PEERS_SHOWN)),
+                          label="Peer detector"),
+                gr.update(label="Pruning rate (not used: a peer is not pruned)"))
     if source == "bfpgm":
-        return (gr.update(choices=[("FPGM", "fpgm")], value="fpgm"),
+        return (gr.update(choices=[("FPGM", "fpgm")], value="fpgm", label="Criterion"),
                 gr.update(label="Target sparsity (%, 0 = B-FPGM's dense model; EXTD: 0 or 20)", **BFPGM_RATES))
-    return (gr.update(choices=[(c.upper(), c) for c in PUBLISHED_CRITERIA], value="fpgm"),
+    return (gr.update(choices=[(c.upper(), c) for c in PUBLISHED_CRITERIA], value="fpgm", label="Criterion"),
             gr.update(label="Pruning rate (%, 0 = dense)", **PUBLISHED_RATES))
 
 

@@ -1,7 +1,8 @@
 """Cached library calls shared by the pages (one cache per process, whichever page asks first).
 
 Models are identified by a short key string so that the caches can hash them cheaply:
-``published:<registry name>``, ``file:<checkpoint path>`` or ``oneshot:<arch>:<criterion>:<rate>``.
+``published:<registry name>`` (the paper's and B-FPGM's), ``file:<checkpoint path>``,
+``oneshot:<arch>:<criterion>:<rate>`` or ``peer:<registry name>`` (YuNet, run by OpenCV).
 """
 
 import hashlib
@@ -21,6 +22,10 @@ def oneshot_key(arch, criterion, rate):
     return f"oneshot:{arch}:{criterion}:{rate:.2f}"
 
 
+def peer_key(name):
+    return f"peer:{name}"
+
+
 # The pages detect on photos of every size and switch models often: PyTorch (BatchNorm folded) is
 # ready at once, while ONNX Runtime costs an export per model (0.5-1 s) and a slow first run at
 # each new input size, more than its faster steady state saves on one photo (measured with
@@ -34,6 +39,8 @@ def detector(model_key, backend=INTERACTIVE_BACKEND):
     from facedet.detector import Detector, load_detector
 
     kind, _, rest = model_key.partition(":")
+    if kind == "peer":  # its own runtime (OpenCV): no backend to choose
+        return load_detector(rest, device="auto")
     if kind in ("published", "file"):
         return load_detector(rest, device="auto", backend=backend)
     if kind == "oneshot":
@@ -62,12 +69,14 @@ def detections(model_key, image_key, _image, scale=None):
 @st.cache_data(max_entries=64, show_spinner="Finding the removed filters…")
 def removed_filters(arch, criterion, rate, source):
     """{layer: removed filter indices} of ``arch`` pruned by ``criterion`` at ``rate``: from the
-    published checkpoint (its all-zero filters) or from the engine's one-shot selection."""
-    if source == "published":
+    published checkpoint (its all-zero filters; ``source`` published or bfpgm, B-FPGM's at target
+    sparsity ``rate``) or from the engine's one-shot selection."""
+    if source in ("published", "bfpgm"):
         from facedet.viz.layers import zero_filters
-        from facedet.weights import pretrained_name
+        from facedet.weights import bfpgm_name, pretrained_name
 
-        zeros = zero_filters(detector(published_key(pretrained_name(arch, criterion, rate))).model)
+        name = pretrained_name(arch, criterion, rate) if source == "published" else bfpgm_name(arch, rate)
+        zeros = zero_filters(detector(published_key(name)).model)
         return {layer: indices for layer, indices in zeros.items() if indices}
     from app_support.engine import layer_selection
 
@@ -89,17 +98,15 @@ def rate_effects(arch, criterion, rates):
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def parameter_count(model_key):
-    from facedet.params import count_parameters
-
-    return tuple(count_parameters(detector(model_key).model))
+    """(total, nonzero) parameters; a peer's are its ONNX file's (``facedet.peers``)."""
+    return tuple(detector(model_key).parameter_count())
 
 
 @st.cache_data(show_spinner=False)
 def flops(model_key):
-    """GFLOPs of the model's nonzero convolution weights at 640x480."""
-    from facedet.viz.cost import nonzero_conv_flops
-
-    return nonzero_conv_flops(detector(model_key).model) / 1e9
+    """GFLOPs of the model's nonzero convolution weights at 640x480 (None when they cannot be counted)."""
+    counted = detector(model_key).conv_flops()
+    return None if counted is None else counted / 1e9
 
 
 def latency(model_key, refresh=False):

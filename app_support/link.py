@@ -13,16 +13,20 @@ SOURCE_KEYS = {
     "published": {"criterion": "criterion", "rate": "rate"},
     "oneshot": {"criterion": "oneshot_criterion", "rate": "oneshot_rate"},
     "session": {"run": "session"},
+    "bfpgm": {"rate": "bfpgm_rate"},
+    "peer": {"peer": "peer"},
 }
-PLAIN_KEYS = ("arch", "source", "sample", "scale")
+TEXT_PARAMS = ("criterion", "peer")  # the others are numbers
+PLAIN_KEYS = ("arch", "left", "source", "sample", "scale")
 # Every widget key a link can set.
-CHOICE_KEYS = PLAIN_KEYS + ("criterion", "rate", "oneshot_criterion", "oneshot_rate", "session", "threshold",
-                            "scale_custom")
+CHOICE_KEYS = PLAIN_KEYS + ("criterion", "rate", "oneshot_criterion", "oneshot_rate", "session", "bfpgm_rate", "peer",
+                            "threshold", "scale_custom")
 
 
 def params_for(choices):
-    """Query parameters (all strings) for Compare's choices, a dict of widget keys (``arch``,
-    ``source``, ``sample``, ``criterion``/``rate`` or ``oneshot_*`` or ``session``, ``threshold``,
+    """Query parameters (all strings) for Compare's choices, a dict of widget keys (``arch``, ``left``,
+    ``source``, ``sample``, ``criterion``/``rate`` or ``oneshot_*`` or ``session`` or ``bfpgm_rate`` or
+    ``peer``, ``threshold``,
     ``scale``, ``scale_custom``): only those that apply to the chosen source and scale."""
     params = {name: str(choices[name]) for name in PLAIN_KEYS if choices.get(name) is not None}
     for name, key in SOURCE_KEYS.get(choices.get("source"), {}).items():
@@ -38,11 +42,11 @@ def params_for(choices):
 def choices_from(params, current_source=None):
     """{widget key: value} that query ``params`` ask for (values parsed, not yet checked against the
     options); ``criterion``/``rate`` go to the widgets of the link's source, else of ``current_source``."""
-    choices = {name: params[name] for name in ("arch", "source", "sample") if params.get(name)}
+    choices = {name: params[name] for name in ("arch", "left", "source", "sample") if params.get(name)}
     source = choices.get("source", current_source)
     for name, key in SOURCE_KEYS.get(source, {}).items():
         if params.get(name):
-            value = params[name] if name == "criterion" else _number(params[name], int)
+            value = params[name] if name in TEXT_PARAMS else _number(params[name], int)
             if value is not None:
                 choices[key] = value
     threshold = _number(params.get("threshold"), float)

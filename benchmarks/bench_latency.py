@@ -5,8 +5,8 @@ every runtime. For each published checkpoint: the masked model (the file as publ
 pruned ones, the compacted model (channels removed, ``pruning.compact``), on each backend asked
 for (``torch``: eager with BatchNorm folded; ``onnx``: ONNX Runtime). Columns: end-to-end median,
 pre-processing, network and NMS medians (``facedet.latency``), and the ratio to YuNet-s. YuNet-n/-s
-run through OpenCV's ``FaceDetectorYN`` (its own pre- and post-processing: end to end only), from
-``yunet-{n,s}.onnx`` in ``$FACEDET_WEIGHTS_DIR``. Last, NMS alone on 5,000 random candidates.
+(``facedet.peers``, registry names ``yunet-n``/``yunet-s``) run through OpenCV's ``FaceDetectorYN``,
+timed by the same ``measure_latency``; their "network" is OpenCV's whole detect (its own decoding and NMS). Last, NMS alone on 5,000 random candidates.
 
     python benchmarks/bench_latency.py [--threads 1] [--runs 15] [--family paper|bfpgm|all]
                                        [--models eresfd bfpgm-eresfd-30 ...]
@@ -18,7 +18,6 @@ Timings move with whatever else runs on the machine: compare rows of the same ru
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -30,26 +29,12 @@ import numpy as np
 import torch
 
 from facedet.detector import Detector
+from facedet.errors import FacedetError
 from facedet.images import read_image
 from facedet.latency import DEFAULT_PHOTO, LATENCY_SIZE, LATENCY_THRESHOLD, measure_latency
+from facedet.peers import load_peer, peer_label
 from facedet.postprocess import nms
 from facedet.weights import FAMILIES, load_model, published
-
-
-def yunet_ms(path, image_rgb, runs, warmup=3):
-    """Median end-to-end ms of OpenCV's YuNet on the image (BGR in, as it expects)."""
-    bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
-    height, width = bgr.shape[:2]
-    # OpenCV's own demo settings: candidates from score 0.6, NMS IoU 0.3.
-    detector = cv2.FaceDetectorYN.create(str(path), "", (width, height), 0.6, 0.3, 5000)
-    for _ in range(warmup):
-        detector.detect(bgr)
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        detector.detect(bgr)
-        samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples)
 
 
 class UnfoldedNetwork:
@@ -108,13 +93,15 @@ def main():
     image = cv2.resize(read_image(args.image), (width, height), interpolation=cv2.INTER_AREA)
 
     rows = []
-    weights = os.environ.get("FACEDET_WEIGHTS_DIR")
-    for variant in ("s", "n"):
-        path = Path(weights or ".") / f"yunet-{variant}.onnx"
-        if weights and path.is_file():
-            rows.append({"model": f"YuNet-{variant} (OpenCV)", "backend": "opencv", "ms": yunet_ms(path, image, args.runs)})
-        else:
-            print(f"(yunet-{variant}.onnx not in $FACEDET_WEIGHTS_DIR: row skipped)", file=sys.stderr)
+    for name in ("yunet-s", "yunet-n"):
+        try:
+            peer = load_peer(name)
+        except FacedetError as err:  # not on this machine and no network: the other rows still run
+            print(f"({name}: {err}; row skipped)", file=sys.stderr)
+            continue
+        stats = measure_latency(peer, width, height, runs=args.runs, warmup=3, image=image, threshold=args.threshold)
+        rows.append({"model": f"{peer_label(name)} (OpenCV)", "backend": "opencv",
+                     **{k: stats[k] for k in ("ms", "pre_ms", "network_ms", "post_ms")}})
     reference = next((r["ms"] for r in rows if r["model"].startswith("YuNet-s")), None)
 
     print(f"CPU, {args.threads} thread(s), {width}x{height} photo {Path(args.image).name}, "

@@ -75,8 +75,6 @@ def compare_detectors(reference, candidate, image, threshold=0.5, scale=None, io
     what ``facedet compare --json`` prints: faces per side, matched, only-reference ("only the
     original finds") and only-candidate counts, the scale each ran at, parameters.
     """
-    from facedet.params import count_parameters
-
     sides = []
     for detector in (reference, candidate):
         used = detector.scale_for(*image.shape[:2], scale)
@@ -85,7 +83,7 @@ def compare_detectors(reference, candidate, image, threshold=0.5, scale=None, io
     comparison = match_detections(ref_dets, cand_dets, iou_threshold)
 
     def describe(detector, dets, used):
-        counts = count_parameters(detector.model)
+        counts = detector.parameter_count()  # a peer's (YuNet): its ONNX file's
         return {"detector": detector.arch, "faces": int(len(dets)), "scale": round(float(used), 4),
                 "parameters": counts.total, "nonzero_parameters": counts.nonzero}
 

@@ -85,25 +85,19 @@ class Detector:
         reduced to it, with a FacedetWarning. ImageError when the network input would have a side
         under ``MIN_SIDE`` px (too small a scale, or an image too thin for both limits).
         """
-        if scale is None:
-            scale = self.auto_scale(height, width)
-        else:
-            scale = float(scale)
-            if not (math.isfinite(scale) and scale > 0):
-                raise FacedetError(f"the scale must be a positive number, got {scale:g}")
-            cap = MAX_SIDE / max(height, width)
-            if scale > cap:
-                warnings.warn(FacedetWarning(
-                    f"scale {scale:g} reduced to {cap:.4g} for a {width}x{height} image: the network input "
-                    f"is capped at {MAX_SIDE} px a side"), stacklevel=3)
-                scale = cap
-        in_height, in_width = input_size(height, width, scale)
-        if min(in_height, in_width) < MIN_SIDE:
-            raise ImageError(
-                f"a {width}x{height} image at scale {scale:.4g} makes a {in_width}x{in_height} network input; "
-                f"each side must be at least {MIN_SIDE} px (the smallest face the detector finds)"
-                + (f" and at most {MAX_SIDE} px" if max(in_height, in_width) >= MAX_SIDE else ""))
-        return scale
+        return checked_scale(height, width, self.auto_scale(height, width) if scale is None else scale)
+
+    def parameter_count(self):
+        """Total and nonzero learnable parameters of the model as loaded (``facedet.params``)."""
+        from facedet.params import count_parameters
+
+        return count_parameters(self.model)
+
+    def conv_flops(self, height=480, width=640):
+        """FLOPs of the nonzero convolution weights at ``height`` x ``width`` (``facedet.viz.cost``)."""
+        from facedet.viz.cost import nonzero_conv_flops
+
+        return nonzero_conv_flops(self.model, height, width)
 
     def priors(self, height, width):
         key = (height, width)
@@ -155,6 +149,31 @@ class Detector:
         return dets
 
 
+def checked_scale(height, width, scale):
+    """``scale`` for a ``height`` x ``width`` image within the input limits, for every detector.
+
+    A scale larger than the ``MAX_SIDE`` cap allows is reduced to it, with a FacedetWarning.
+    ImageError when the network input would have a side under ``MIN_SIDE`` px (too small a scale,
+    or an image too thin for both limits).
+    """
+    scale = float(scale)
+    if not (math.isfinite(scale) and scale > 0):
+        raise FacedetError(f"the scale must be a positive number, got {scale:g}")
+    cap = MAX_SIDE / max(height, width)
+    if scale > cap * (1 + 1e-9):
+        warnings.warn(FacedetWarning(
+            f"scale {scale:g} reduced to {cap:.4g} for a {width}x{height} image: the network input "
+            f"is capped at {MAX_SIDE} px a side"), stacklevel=4)
+        scale = cap
+    in_height, in_width = input_size(height, width, scale)
+    if min(in_height, in_width) < MIN_SIDE:
+        raise ImageError(
+            f"a {width}x{height} image at scale {scale:.4g} makes a {in_width}x{in_height} network input; "
+            f"each side must be at least {MIN_SIDE} px (the smallest face the detector finds)"
+            + (f" and at most {MAX_SIDE} px" if max(in_height, in_width) >= MAX_SIDE else ""))
+    return scale
+
+
 def input_size(height, width, scale):
     """(height, width) of the network input for an image resized by ``scale``: OpenCV's rounding."""
     return round(height * scale), round(width * scale)
@@ -165,9 +184,16 @@ def load_detector(weights="eresfd", detector=None, device="auto", config=Detecto
 
     ``detector`` (extd/eresfd) is only a check: the architecture is recognised from the file.
     ``backend``: ``torch``, ``onnx`` or ``auto`` (the faster of the two measured here; see
-    ``facedet.backends.make_network``).
+    ``facedet.backends.make_network``). A peer detector's name (``yunet-n``, ``yunet-s``) or ONNX
+    file gives a ``facedet.peers.YuNetDetector``, which runs through OpenCV (``backend`` auto).
     """
+    from facedet.peers import is_peer, load_peer
     from facedet.weights import load_model
+
+    if is_peer(weights):
+        if detector is not None:
+            raise FacedetError(f"{weights} is a peer detector (YuNet), not {detector}")
+        return load_peer(weights, device=device, backend=backend)
 
     model, ckpt = load_model(weights, arch=detector)
     return Detector(model, ckpt.arch, config, device, checkpoint=ckpt, backend=backend)

@@ -26,8 +26,12 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS latency (
 
 
 def model_fingerprint(detector):
-    """A hash of what the detector computes with: its architecture and every tensor of its state."""
+    """A hash of what the detector computes with: its architecture and every tensor of its state
+    (for a peer run from a file by another runtime, YuNet through OpenCV: that file's sha256)."""
     digest = hashlib.sha256(detector.arch.encode())
+    if getattr(detector, "model", None) is None:
+        digest.update(detector.checkpoint.sha256.encode())
+        return digest.hexdigest()[:32]
     for name, tensor in sorted(detector.model.state_dict().items()):
         digest.update(name.encode())
         digest.update(str(tuple(tensor.shape)).encode())

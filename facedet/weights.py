@@ -3,7 +3,8 @@ or saving any checkpoint safely (``torch.load(..., weights_only=True)`` only).
 
 A name resolves to, in order: the file in ``$FACEDET_WEIGHTS_DIR`` (if set); the user cache
 (``$FACEDET_CACHE_DIR``, default ``~/.cache/facedet``); a download from the authors' URL, checked
-against its sha256 and written atomically into the cache. A path loads that file.
+against its sha256 and written atomically into the cache. A path loads that file. The peer detectors' files (YuNet's ONNX, ``PEERS``; run by
+``facedet.peers``) resolve the same way.
 """
 
 import hashlib
@@ -39,14 +40,15 @@ class Pretrained:
     family: str = "paper"  # whose release: "paper" (the 2024 authors) or "bfpgm"
     group_rates: tuple | None = None  # B-FPGM: its per-group rates (groups 1..6), from the upstream README
     nonzero_parameters: int | None = None  # as published, where the release states it
+    file: str | None = None  # the file's name when it is not ``<name>.pth`` (a peer's ONNX file)
 
     @property
     def filename(self):
-        return f"{self.name}.pth"
+        return self.file or f"{self.name}.pth"
 
     @property
     def license(self):
-        return FAMILIES[self.family]["license"]
+        return {**FAMILIES, **PEER_FAMILIES}[self.family]["license"]
 
 
 def _entry(c):
@@ -63,6 +65,11 @@ _BY_FAMILY = {family: {c["name"]: _entry(c) for c in _REGISTRY["checkpoints"] if
 PRETRAINED = _BY_FAMILY["paper"]
 BFPGM = _BY_FAMILY["bfpgm"]
 LICENSE = FAMILIES["paper"]["license"]
+# Peer detectors: published files of other detectors (no PyTorch checkpoint; facedet.peers runs them).
+PEER_FAMILIES = _REGISTRY["peer_families"]  # family -> title, license, source, runtime
+PEERS = {c["name"]: Pretrained(c["name"], c["detector"], None, 0.0, c["url"], c["sha256"], c["bytes"], c["family"],
+                               nonzero_parameters=c["parameters_published"], file=c["file"])
+         for c in _REGISTRY["peers"]}
 
 
 def published(family=None):
@@ -79,6 +86,17 @@ def pretrained_name(arch, criterion=None, rate=0.0):
     return f"{arch}-{criterion}-{round(rate * 100)}"
 
 
+def bfpgm_name(arch, rate=0.0):
+    """Registry name of B-FPGM's checkpoint of ``arch`` at target sparsity ``rate``: ``bfpgm-eresfd-30``
+    (``bfpgm-eresfd``: its retrained dense model)."""
+    return f"bfpgm-{arch}-{round(rate * 100)}" if rate else f"bfpgm-{arch}"
+
+
+def bfpgm_rates(arch):
+    """The target sparsities (percent, 0 = dense) B-FPGM released for ``arch``, ascending."""
+    return sorted(round(e.rate * 100) for e in BFPGM.values() if e.arch == arch)
+
+
 def weights_dir():
     value = os.environ.get("FACEDET_WEIGHTS_DIR")
     return Path(value).expanduser() if value else None
@@ -92,9 +110,14 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
+def _resolvable():
+    """Every registry name a file resolves for: the published checkpoints and the peers' files."""
+    return {**published(), **PEERS}
+
+
 def local_copy(name):
-    """The path of a published checkpoint already on this machine, or None."""
-    entry = published()[name]
+    """The path of a published checkpoint (or peer's file) already on this machine, or None."""
+    entry = _resolvable()[name]
     for folder in (weights_dir(), cache_dir()):
         if folder is not None and (folder / entry.filename).is_file():
             return folder / entry.filename
@@ -111,9 +134,9 @@ def resolve(name_or_path, download=True, progress=True):
         if not path.is_file():  # a device never ends, a FIFO waits for a writer forever
             raise WeightsError(f"{text} is not a regular file (a device, FIFO or socket), not a checkpoint")
         return path
-    known = published()
+    known = _resolvable()
     if text not in known:
-        if os.sep in text or path.suffix in (".pth", ".pt", ".ckpt"):
+        if os.sep in text or path.suffix in (".pth", ".pt", ".ckpt", ".onnx"):
             raise WeightsError(f"no such checkpoint file: {text}")
         raise WeightsError(f"unknown weights {text!r}: give a file path or one of {', '.join(known)}")
     entry = known[text]

@@ -1,4 +1,5 @@
-"""Compare: the original detector and a pruned one on the same photo (the paper's Figures 4-5)."""
+"""Compare: the original detector and a pruned one on the same photo (the paper's Figures 4-5);
+either side can be a peer detector (YuNet) instead."""
 
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from app_support.engine import DETECTORS, criterion_label, oneshot_criteria, ses
 from facedet.compare import match_detections
 from facedet.errors import FacedetError, ImageError
 from facedet.images import read_image
+from facedet.peers import peer_label, peer_names
 from facedet.samples import faces_for, sample_photos
-from facedet.weights import pretrained_name
+from facedet.weights import BFPGM, PEERS, bfpgm_name, bfpgm_rates, pretrained_name
 from facedet.viz.overlay import COLOURS, LEGEND, annotate_original, annotate_pruned, fit_for_display, png_bytes
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -23,9 +25,14 @@ SAMPLES.update({p.name: p for p in sorted(ASSETS.iterdir()) if p.suffix.lower() 
 DEFAULT_SAMPLE = "office-group-13.jpg"
 SOURCES = {
     "published": "Published checkpoint (SFP + fine-tuned, the paper's)",
+    "bfpgm": "B-FPGM checkpoint (one rate per layer group; Kaparinos & Mezaris, WACVW 2025)",
     "oneshot": "One-shot prune now (NO fine-tuning)",
     "session": "From my sessions",
+    "peer": "A peer detector: YuNet (libfacedetection, through OpenCV; not pruned)",
 }
+PEERS_SHOWN = {name: peer_label(name) for name in peer_names()}
+# The left side: the chosen detector's dense published model, or a peer as the reference instead.
+LEFT = {"dense": "The detector's dense published model", **{n: f"{label} (peer)" for n, label in PEERS_SHOWN.items()}}
 DEFAULT_SOURCE = "published"
 PUBLISHED_CRITERIA = ["fpgm", "l1"]
 PUBLISHED_RATES = [0, 10, 20, 30, 40, 50]
@@ -62,7 +69,9 @@ with st.sidebar:
     st.header("Models")
     arch = kept(st.radio, "Detector", list(DETECTORS), format_func=DETECTORS.get, horizontal=True, key="arch",
                 default=next(iter(DETECTORS)), allowed=DETECTORS)
-    source = kept(st.radio, "Pruned model", list(SOURCES), format_func=SOURCES.get, key="source",
+    left = kept(st.selectbox, "Left side", list(LEFT), format_func=LEFT.get, key="left", default="dense",
+                allowed=LEFT, help="The model the right side is compared with: the dense original, or a peer detector.")
+    source = kept(st.radio, "Right side: the pruned model (or a peer)", list(SOURCES), format_func=SOURCES.get, key="source",
                   default=DEFAULT_SOURCE, allowed=SOURCES)
     pruned_key, pruned_label, pruned_run = None, None, None
     if source == "published":
@@ -75,7 +84,25 @@ with st.sidebar:
         twins = "".join(f"; the same file as {facts.published_label(t)}" for t in facts.same_file_as(name))
         pruned_label = (f"{DETECTORS[arch]} {criterion.upper()} {rate} %",
                         f"published: SFP-pruned and fine-tuned by the authors{twins}") if rate \
-            else (f"{DETECTORS[arch]} dense", "the same dense model as on the left")
+            else (f"{DETECTORS[arch]} dense", "the same dense model as on the left" if left == "dense"
+                  else "the dense published model")
+    elif source == "bfpgm":
+        rates = bfpgm_rates(arch)
+        rate = kept(st.select_slider, "Target sparsity", options=rates, key="bfpgm_rate", default=30 if 30 in rates
+                    else rates[-1], allowed=rates, format_func=lambda r: f"{r} %" + (" (B-FPGM's dense)" if r == 0 else ""))
+        name = bfpgm_name(arch, rate / 100)
+        pruned_key = cached.published_key(name)
+        groups = BFPGM[name].group_rates
+        pruned_label = (f"{DETECTORS[arch]} B-FPGM {rate} %" if rate else f"{DETECTORS[arch]} B-FPGM dense",
+                        "published by B-FPGM's authors: " + (
+                            "SFP + FPGM at per-group rates " + ", ".join(f"{r:.0%}" for r in groups)
+                            + " (groups 1–6), fine-tuned" if groups else "their re-trained dense model"))
+    elif source == "peer":
+        peer = kept(st.radio, "Peer detector", list(PEERS_SHOWN), format_func=PEERS_SHOWN.get, horizontal=True,
+                    key="peer", default=next(iter(PEERS_SHOWN)), allowed=PEERS_SHOWN)
+        pruned_key = cached.peer_key(peer)
+        pruned_label = (PEERS_SHOWN[peer], f"a peer detector, not pruned: {PEERS[peer].license.split(' (')[0]}, "
+                                           "run by OpenCV's FaceDetectorYN")
     elif source == "oneshot":
         criteria = oneshot_criteria()
         criterion = kept(st.selectbox, "Criterion", criteria, format_func=criterion_label, key="oneshot_criterion",
@@ -139,11 +166,11 @@ if pruned_key is None:
     st.stop()
 
 # ---- detection (cached: moving the threshold re-uses it) -----------------------------------
-original_key = cached.published_key(arch)
+original_key = cached.published_key(arch) if left == "dense" else cached.peer_key(left)
 requested_scale = facts.detection_scale(scale_mode, custom_scale, *image.shape[:2])
 try:
     original, original_ms, scale = cached.detections(original_key, image_key, image, requested_scale)
-    pruned, pruned_ms, _ = cached.detections(pruned_key, image_key, image, requested_scale)
+    pruned, pruned_ms, pruned_scale = cached.detections(pruned_key, image_key, image, requested_scale)
 except ImageError as err:  # a photo (or a scale) the detector cannot take: too thin for its input limits
     st.error(f"Cannot use this photo{'' if requested_scale is None else ' at this scale'}: {err}")
     st.stop()
@@ -168,10 +195,15 @@ if annotations is not None:
     counts = [face_counts(dets, annotations, threshold) for dets in (original, pruned)]
 
 shown, factor = fit_for_display(image)
+left_title = ((f"Original: {DETECTORS[arch]}", "the dense published model") if left == "dense" else
+              (f"Reference: {PEERS_SHOWN[left]}", "a peer detector (YuNet, through OpenCV), in the original's place"))
+# How the captions name the two sides: the original and the pruned model, unless a peer stands there.
+left_name = "the original" if left == "dense" else PEERS_SHOWN[left]
+right_name = pruned_label[0] if source == "peer" else "the pruned model"
+right_title = (f"Peer: {pruned_label[0]}" if source == "peer" else f"Pruned: {pruned_label[0]}", pruned_label[1])
 sides = (
-    ((f"Original: {DETECTORS[arch]}", "the dense published model"), original_key, original, original_ms, None,
-     lambda img, f: annotate_original(img, original, f)),
-    ((f"Pruned: {pruned_label[0]}", pruned_label[1]), pruned_key, pruned, pruned_ms, pruned_run,
+    (left_title, original_key, original, original_ms, None, lambda img, f: annotate_original(img, original, f)),
+    (right_title, pruned_key, pruned, pruned_ms, pruned_run,
      lambda img, f: annotate_pruned(img, pruned, original, comparison, f)),
 )
 # Row by row (titles, pictures, figures), so that the two pictures line up whatever the titles' length.
@@ -198,7 +230,11 @@ for side, (column, (_, key, dets, ms, run, draw)) in enumerate(zip(st.columns(2,
         times[1].metric("Latency (640×480, warm)", f"{latency[0]:,.1f} ms" if latency else "not measured",
                         help=f"{facts.LATENCY_DEFINITION}; " + (latency[1] if latency else
                              "measure it with the button below or on the Trade-offs page (Latency here)."))
-        st.caption(f"{total:,} parameters in total, {1 - nonzero / total:.1%} zero.")
+        if key.startswith("peer:"):  # an ONNX file: what it holds, beside the trained model's published count
+            st.caption(f"{total:,} parameters in its ONNX file (BatchNorm folded into the convolutions); "
+                       f"{PEERS[key.split(':', 1)[1]].nonzero_parameters:,} as published (the trained model).")
+        else:
+            st.caption(f"{total:,} parameters in total, {1 - nonzero / total:.1%} zero.")
         st.download_button(f"Download this image ({image.shape[1]}×{image.shape[0]})",
                            data=lambda draw=draw: png_bytes(draw(image, 1.0)),
                            file_name=f"{image_name}-{key.split(':', 1)[1].replace('/', '_').replace(':', '-')[-60:]}.png",
@@ -211,13 +247,18 @@ if unmeasured:
               on_click=facts.measure_latency, args=(unmeasured,))
 
 legend({COLOURS[k]: text for k, text in LEGEND.items()})
+# A peer's automatic scale is the photo's own size, ours the authors' demo size: say so when they differ.
+ran_at = facts.scale_text(scale_mode, scale, requested_scale) if abs(pruned_scale - scale) < 1e-6 else (
+    f"{facts.scale_text(scale_mode, scale, requested_scale)} (left) and "
+    f"{facts.scale_text(scale_mode, pruned_scale, requested_scale)} (right; a peer's automatic scale is 1, "
+    "capped like ours)")
 st.caption(
     f"Both models ran on the full {image.shape[1]}×{image.shape[0]} photo at "
-    f"{facts.scale_text(scale_mode, scale, requested_scale)}; the display is {'shrunk' if factor < 1 else 'shown'} "
-    f"at {factor:.0%}. Found by both: {len(comparison.matched)}, only the pruned model finds: "
-    f"{len(comparison.only_candidate)}, only the original finds: {len(comparison.missed)} (one-to-one, IoU ≥ 0.5). "
-    "The original is not ground truth: a box only it finds may be a false box of its own (on a photo without "
-    "faces, every one is)."
+    f"{ran_at}; the display is {'shrunk' if factor < 1 else 'shown'} "
+    f"at {factor:.0%}. Found by both: {len(comparison.matched)}, only {right_name} finds: "
+    f"{len(comparison.only_candidate)}, only {left_name} finds: {len(comparison.missed)} (one-to-one, IoU ≥ 0.5). "
+    f"{left_name[0].upper() + left_name[1:]} is not ground truth: a box only it finds may be a false box of its own "
+    "(on a photo without faces, every one is)."
 )
 st.caption(
     f"Time on this photo (first run): pre-processing, network and NMS on this machine's "
@@ -225,10 +266,13 @@ st.caption(
     f"scale, warm-up included; it is not the model's speed. Latency: {facts.LATENCY_DEFINITION}, measured here "
     "(the button above, or the Trade-offs page). Masked models (published, one-shot, sessions) still run the dense "
     "convolutions, so their latency is the dense model's."
+    + (" YuNet runs through OpenCV's FaceDetectorYN (its own pre-processing, decoding and NMS), on the CPU."
+       if left != "dense" or source == "peer" else "")
 )
 if annotations is not None:
-    st.caption(f"This photo has {len(annotations)} hand-annotated faces (ours). Original: {counts[0][0]} found, "
-               f"{counts[0][2]} boxes on no face; pruned: {counts[1][0]} found, {counts[1][2]} boxes on no face "
+    st.caption(f"This photo has {len(annotations)} hand-annotated faces (ours). {left_title[0].split(': ')[0]}: "
+               f"{counts[0][0]} found, {counts[0][2]} boxes on no face; {right_title[0].split(': ')[0].lower()}: "
+               f"{counts[1][0]} found, {counts[1][2]} boxes on no face "
                f"(IoU ≥ 0.4, score ≥ {threshold:.2f}).")
 if source == "oneshot" and effects:
     note = facts.rounding_note(arch, effects)

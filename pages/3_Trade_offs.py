@@ -8,7 +8,8 @@ from app_support.page import kept, setup
 from app_support.engine import user_runs
 from facedet.errors import FacedetError
 from facedet.viz.tradeoffs import AGREEMENT, COSTS, SUBSETS, tradeoff_figure, tradeoff_table
-from facedet.weights import PRETRAINED
+from facedet.peers import peer_names
+from facedet.weights import BFPGM, PRETRAINED
 
 setup("Trade-offs", "Accuracy against model cost: the paper's Figures 2–3, with FLOPs and latency too")
 
@@ -28,17 +29,25 @@ except FacedetError as err:  # a damaged results store: the published models are
     st.error(f"Your runs are not shown: {err}")
     runs = []
 costs = {}
+# Every model this machine has a file of: the paper's and B-FPGM's checkpoints, and the peers (YuNet).
+MODELS = {**{name: cached.published_key(name) for name in (*PRETRAINED, *BFPGM)},
+          **{name: cached.peer_key(name) for name in peer_names()}}
+# Latency is timed for the models drawn on the AP axes: B-FPGM's have no AP here (no published one in our sources).
+TIMED = {name: key for name, key in MODELS.items() if name not in BFPGM}
 if cost == "gflops":
     bar = st.progress(0.0, text="Counting the FLOPs of the published checkpoints…")
-    for i, name in enumerate(PRETRAINED):
-        costs[name] = {"gflops": cached.flops(cached.published_key(name))}
-        bar.progress((i + 1) / len(PRETRAINED), text=f"Counting FLOPs: {name}")
+    try:
+        for i, (name, key) in enumerate(MODELS.items()):
+            costs[name] = {"gflops": cached.flops(key)}
+            bar.progress((i + 1) / len(MODELS), text=f"Counting FLOPs: {name}")
+    except FacedetError as err:  # a file missing or damaged: what was counted is still shown
+        st.error(f"Not every model's FLOPs could be counted: {err}")
     bar.empty()
     for run in runs:
         if run.get("checkpoint") and run.get("gflops") is None:
             run["gflops"] = cached.flops(cached.file_key(run["checkpoint"]))
 elif cost == "latency_ms":
-    models = {cached.published_key(name): name for name in PRETRAINED}
+    models = {key: name for name, key in TIMED.items()}
     models.update({cached.file_key(run["checkpoint"]): run["label"] for run in runs})
     # Each model is timed once on this machine and remembered (also across restarts, and what
     # `facedet bench` measured); the caption says when and how.
@@ -55,13 +64,16 @@ elif cost == "latency_ms":
     if (missing and buttons[0].button("Measure latency now", type="primary")) or remeasure:
         todo = list(models) if remeasure else missing
         bar = st.progress(0.0)
-        for i, key in enumerate(todo):
-            bar.progress(i / len(todo), text=f"Timing {models[key]} ({i + 1} of {len(todo)})…")
-            measure_latency([key], refresh=remeasure)
-            known[key] = latency_stats(key)
+        try:
+            for i, key in enumerate(todo):
+                bar.progress(i / len(todo), text=f"Timing {models[key]} ({i + 1} of {len(todo)})…")
+                measure_latency([key], refresh=remeasure)
+                known[key] = latency_stats(key)
+        except FacedetError as err:  # a file missing or damaged: what was timed is still shown
+            st.error(f"Not every model could be timed: {err}")
         bar.empty()
     costs = {name: {"latency_ms": known[key]["ms"]} for key, name in models.items()
-             if key.startswith("published:") and known.get(key)}
+             if key.startswith(("published:", "peer:")) and known.get(key)}
     for run in runs:
         stats = known.get(cached.file_key(run["checkpoint"]))
         run["latency_ms"] = stats["ms"] if stats else None
@@ -90,7 +102,10 @@ else:
         "baselines (Tables 1–2); grey squares: published detectors as their papers report them (protocols "
         "differ; hover for the source); stars: your runs on WIDER FACE; pink crosses: your runs on the sample "
         "set, which is NOT WIDER FACE and never on the Pareto front. Runs on photos have no WIDER FACE AP: "
-        "choose 'Agreement (photos)'. Click a legend entry to hide or show it."
+        "choose 'Agreement (photos)'. Click a legend entry to hide or show it. YuNet-n and YuNet-s are published "
+        "detectors too (APs from the libfacedetection.train README, single scale at the original size); they also "
+        f"run here. B-FPGM's {len(BFPGM)} checkpoints are in the points' CSV with their released nonzero "
+        "parameters, but not on the chart: none of our sources gives their WIDER FACE AP, and none is made up."
     )
 if cost == "parameters":
     st.caption("Parameters: the paper's counts for its models (nonzero after pruning), the published counts "
@@ -98,11 +113,12 @@ if cost == "parameters":
                "GFLOPs at 640×480, EResFD 92 k and about 0.6 GFLOPs — switch the cost to FLOPs.")
 elif cost == "gflops":
     st.caption("FLOPs of our models are counted here (2 × multiply-adds of the nonzero convolution weights "
-               "at 640×480); the published detectors' FLOPs are the ones their papers report at VGA "
-               "resolution, where available.")
+               "at 640×480), YuNet's the same way from its ONNX graph; the other published detectors' FLOPs are "
+               "the ones their papers report at VGA resolution, where available.")
 else:
-    st.caption("Latency is measured on this machine for the models it has; masked checkpoints run the full "
-               "dense convolutions, so pruning only saves time once a model is compacted. Published "
+    st.caption("Latency is measured on this machine for the models it has, YuNet-n and -s included (through "
+               "OpenCV's FaceDetectorYN, the same photo and threads); masked checkpoints run the full dense "
+               "convolutions, so pruning only saves time once a model is compacted. The other published "
                "detectors are not run here, so they are absent from this view.")
 
 downloads = st.columns(3)

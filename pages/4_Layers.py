@@ -7,10 +7,11 @@ from app_support.page import kept, setup
 from app_support.engine import DETECTORS, criterion_label, oneshot_criteria
 from facedet.errors import FacedetError
 from facedet.viz.layers import filter_map_figure, layer_table, removed_figure, share_figure
-from facedet.weights import pretrained_name
+from facedet.weights import BFPGM, bfpgm_name, bfpgm_rates, pretrained_name
 
 SOURCES = {
     "published": "The paper's published checkpoints (after SFP training)",
+    "bfpgm": "B-FPGM's checkpoints (per-group rates by Bayesian optimisation, SFP + FPGM)",
     "oneshot": "One-shot selection on the dense model (what each criterion picks first)",
 }
 PUBLISHED_RATES = [10, 20, 30, 40, 50]
@@ -29,6 +30,11 @@ if source == "published":
     criteria = ["fpgm", "l1"]
     rate = kept(controls[2].select_slider, "Pruning rate", PUBLISHED_RATES, format_func=lambda r: f"{r} %",
                 key="layers_rate", default=30, allowed=PUBLISHED_RATES)
+elif source == "bfpgm":
+    criteria = ["fpgm"]
+    rates = [r for r in bfpgm_rates(arch) if r]  # the retrained dense model removes nothing
+    rate = kept(controls[2].select_slider, "Target sparsity", rates, format_func=lambda r: f"{r} %",
+                key="layers_bfpgm_rate", default=30 if 30 in rates else rates[0], allowed=rates)
 else:
     available = oneshot_criteria()
     criteria = kept(controls[2].multiselect, "Criteria (two to compare)", available, max_selections=2,
@@ -66,6 +72,10 @@ if source == "published":
         st.warning(twins, icon=":material/content_copy:")
 if rounding:
     st.caption(rounding)
+if source == "bfpgm":
+    groups = BFPGM[bfpgm_name(arch, rate / 100)].group_rates
+    st.caption(f"B-FPGM's {arch} checkpoint at target sparsity {rate} %: its per-group rates (groups 1–6, from the "
+               f"upstream README) are {', '.join(f'{r:.1%}' for r in groups)}, so layers lose different shares.")
 
 st.subheader("Filters removed per layer")
 st.plotly_chart(removed_figure(table, criteria), width="stretch", theme=None)
@@ -74,7 +84,7 @@ st.caption(
     + ("The line is the Jaccard overlap of the two criteria's removed sets in each layer: 100 % means they chose "
        "exactly the same filters. " if len(criteria) == 2 else "")
     + ("Published checkpoints: the filters whose weights are all zero after the authors' SFP training and "
-       "fine-tuning." if source == "published" else
+       "fine-tuning." if source in ("published", "bfpgm") else
        "One-shot: the pruning engine's selection on the dense published weights, no training.")
 )
 

@@ -244,3 +244,53 @@ def test_deep_links_open_a_comparison_and_follow_the_choices(weights_dir):
     stale.run()  # unknown values fall back to the defaults
     assert not stale.exception and not stale.error
     assert stale.subheader[-1].value == "Pruned: EResFD L1 10 %"
+
+
+def test_a_peer_detector_on_either_side(weights_dir):
+    from facedet.peers import onnx_parameter_count
+    from facedet.weights import resolve
+
+    at = AppTest.from_file(APP, default_timeout=600).switch_page(PAGE)
+    at.session_state["sample"] = "office-group-13.jpg"  # 13 hand-annotated faces
+    at.run()
+    at.selectbox(key="left").set_value("yunet-n").run()
+    assert not at.exception and not at.error
+    assert [s.value for s in at.subheader] == ["Reference: YuNet-n", "Pruned: EResFD FPGM 10 %"]
+    metrics = side_metrics(at)
+    # YuNet's parameters are its ONNX file's; the trained model's published count is said beside them.
+    assert metrics["Parameters (nonzero)"] == [f"{onnx_parameter_count(resolve('yunet-n')).nonzero:,}",
+                                               nonzero("eresfd-fpgm-10")]
+    assert "75,856 as published" in caption_with(at, "ONNX file")
+    found = [int(v.split(" of ")[0]) for v in metrics["Annotated faces found"]]
+    assert min(found) >= 12 and "only the pruned model finds" in caption_with(at, "Found by both")
+    assert "YuNet-n is not ground truth" in caption_with(at, "Found by both")
+
+    at.radio(key="source").set_value("peer").run()
+    at.radio(key="peer").set_value("yunet-s").run()  # a peer on the right, against the peer on the left
+    assert not at.exception and not at.error
+    assert at.subheader[-1].value == "Peer: YuNet-s"
+    assert "only YuNet-s finds" in caption_with(at, "Found by both")
+    assert at.query_params["left"] == "yunet-n" and at.query_params["peer"] == "yunet-s"
+
+    linked = AppTest.from_file(APP, default_timeout=600).switch_page(PAGE)
+    linked.query_params.update(source="peer", peer="yunet-s", sample="grace_hopper.jpg")
+    linked.run()  # a link reopens the comparison, the dense EResFD against YuNet-s
+    assert not linked.exception and not linked.error
+    assert [s.value for s in linked.subheader] == ["Original: EResFD", "Peer: YuNet-s"]
+    assert side_metrics(linked)["Faces"] == ["1", "1"]
+    linked.button(key="measure_latency").click().run()  # YuNet's latency, as facedet bench measures it
+    assert not linked.exception and linked.session_state["latency_stats"]["peer:yunet-s"]["ms"] > 0
+
+
+def test_bfpgm_checkpoints_are_a_source(page):
+    at = page
+    at.radio(key="source").set_value("bfpgm").run()
+    assert not at.exception and not at.error
+    assert at.subheader[-1].value == "Pruned: EResFD B-FPGM 30 %"  # the default target sparsity
+    assert "21%, 4%, 30%, 47%, 32%, 45%" in at.caption[1].value  # its per-group rates, from the registry
+    assert side_metrics(at)["Parameters (nonzero)"] == [nonzero("eresfd"), nonzero("bfpgm-eresfd-30")]
+    at.select_slider(key="bfpgm_rate").set_value(60).run()
+    assert at.subheader[-1].value == "Pruned: EResFD B-FPGM 60 %"
+    assert side_metrics(at)["Parameters (nonzero)"][1] == nonzero("bfpgm-eresfd-60")
+    at.radio(key="arch").set_value("extd").run()  # EXTD: B-FPGM released 0 and 20 % only
+    assert not at.exception and at.select_slider(key="bfpgm_rate").options == ["0 % (B-FPGM's dense)", "20 %"]

@@ -82,3 +82,16 @@ def test_choices_are_kept_across_sources(weights_dir):
     assert at.select_slider(key="layers_rate").value == 50
     at.radio(key="layers_source").set_value("oneshot").run()
     assert at.select_slider(key="layers_oneshot_rate").value == 45
+
+
+def test_bfpgm_checkpoints_show_their_zero_filters_per_layer(weights_dir):
+    at = AppTest.from_file(APP, default_timeout=300).switch_page("pages/4_Layers.py").run()
+    at.radio(key="layers_source").set_value("bfpgm").run()
+    assert not at.exception and not at.error
+    zeros = zero_filters("bfpgm-eresfd-30")  # the default target sparsity
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Filters removed by FPGM"].startswith(f"{sum(map(len, zeros.values())):,} of ")
+    assert "21.3%, 4.5%, 30.5%, 47.1%, 32.1%, 44.8%" in at.caption[0].value  # B-FPGM's per-group rates
+    at.select_slider(key="layers_bfpgm_rate").set_value(60).run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Filters removed by FPGM"].startswith(f"{sum(map(len, zero_filters('bfpgm-eresfd-60').values())):,} of")

@@ -96,3 +96,19 @@ def test_choices_are_kept_when_visiting_another_page(page):
     at.switch_page("pages/3_Trade_offs.py").run()
     assert not at.exception
     assert at.segmented_control(key="subset").value == "hard" and at.segmented_control(key="cost").value == "gflops"
+
+
+def test_yunet_is_plotted_with_its_published_numbers_and_its_flops_counted_here(page, weights_dir):
+    from facedet.peers import onnx_conv_flops
+
+    at = page
+    published = trace(figure(at), "Published detectors")
+    points = {name: (x, y) for name, x, y in zip(published.text, published.x, published.y)}
+    assert points["YuNet-n"] == (75856, pytest.approx(0.892)) and points["YuNet-s"] == (54608, pytest.approx(0.887))
+    at.segmented_control(key="cost").set_value("gflops").run()
+    assert not at.exception and not at.error
+    published = trace(figure(at), "Published detectors")
+    flops = dict(zip(published.text, published.x))
+    assert flops["YuNet-s"] == pytest.approx(onnx_conv_flops(weights_dir / "yunet-s.onnx") / 1e9)
+    at.segmented_control(key="cost").set_value("parameters").run()
+    assert "none of our sources gives their WIDER FACE AP" in " ".join(c.value for c in at.caption)

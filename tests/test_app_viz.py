@@ -84,3 +84,18 @@ def test_nonzero_flops_of_published_checkpoints(weights_dir):
     dense_flops, pruned_flops = nonzero_conv_flops(dense), nonzero_conv_flops(pruned)
     assert 0.55e9 < dense_flops < 0.65e9  # about 0.6 GFLOPs at 640x480, as the issue states
     assert 0.3 * dense_flops < pruned_flops < 0.7 * dense_flops
+
+
+def test_bfpgm_checkpoints_are_points_with_their_released_counts_and_no_invented_ap():
+    from facedet.weights import BFPGM
+
+    table = tradeoffs.tradeoff_table()
+    bfpgm = table[table["kind"] == "bfpgm"]
+    assert sorted(bfpgm["checkpoint"]) == sorted(BFPGM)
+    assert dict(zip(bfpgm["checkpoint"], bfpgm["parameters"])) == {n: e.nonzero_parameters for n, e in BFPGM.items()}
+    assert bfpgm[["easy", "medium", "hard"]].isna().all().all()  # no AP of theirs in our sources
+    figure = tradeoffs.tradeoff_figure(table)
+    assert "B-FPGM checkpoints" not in {t.name for t in figure.data}
+    # YuNet: a published detector that runs here, so costs measured here fill its row.
+    filled = tradeoffs.tradeoff_table(costs={"yunet-n": {"latency_ms": 12.5}})
+    assert filled.loc[filled["short"] == "YuNet-n", "latency_ms"].item() == 12.5

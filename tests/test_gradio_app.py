@@ -65,6 +65,17 @@ def test_bfpgm_checkpoints_are_a_source(client):
         client.predict(handle_file(PHOTO), "extd", "bfpgm", "fpgm", 30, 0.5, api_name="/compare")
 
 
+def test_a_peer_detector_is_a_source(client):
+    _, pruned, summary = client.predict(handle_file(PHOTO), "eresfd", "peer", "yunet-s", 0, 0.5, api_name="/compare")
+    *_, expected = compare_detectors(load_detector("eresfd", backend="torch"), load_detector("yunet-s"),
+                                     read_image(PHOTO), 0.5)
+    assert _counts(summary) == _counts(expected)
+    assert summary["candidate"]["detector"] == "yunet" and summary["candidate"]["weights"] == "yunet-s"
+    assert summary["matched"] >= 10 and read_image(pruned).ndim == 3  # the 13-face photo: both find most faces
+    with pytest.raises(Exception, match="unknown peer detector 'yunet-x'"):
+        client.predict(handle_file(PHOTO), "eresfd", "peer", "yunet-x", 0, 0.5, api_name="/compare")
+
+
 def test_oneshot_comparison_is_labelled_no_fine_tuning(client):
     _, _, summary = client.predict(handle_file(PHOTO), "extd", "oneshot", "l2", 80, 0.5, api_name="/compare")
     assert "no fine-tuning" in summary["candidate"]["weights"]

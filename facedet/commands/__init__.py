@@ -8,3 +8,12 @@ def add_backend_option(parser, auto="whichever measures faster for the model her
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help=f"network runtime: torch (eager, BatchNorm folded), onnx (ONNX Runtime, CPU) "
                              f"or auto ({auto}; default)")
+
+
+def one_photo_backend(choice, weights):
+    """The backend for a command on one photo: ``auto`` means torch (an ONNX export, 0.5-1 s, and
+    ONNX Runtime's first run at a new size cost more than they save), except for a peer detector
+    (YuNet), which has its own runtime."""
+    from facedet.peers import is_peer
+
+    return "torch" if choice == "auto" and not is_peer(weights) else choice

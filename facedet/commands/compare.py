@@ -26,12 +26,12 @@ def run(args):
     from facedet.images import read_image, write_image
 
     image = read_image(args.image)
+    from facedet.commands import one_photo_backend
     from facedet.compare import compare_detectors
     from facedet.detector import load_detector
 
-    backend = "torch" if args.backend == "auto" else args.backend
-    reference = load_detector(args.reference, device=args.device, backend=backend)
-    candidate = load_detector(args.candidate, device=args.device, backend=backend)
+    reference = load_detector(args.reference, device=args.device, backend=one_photo_backend(args.backend, args.reference))
+    candidate = load_detector(args.candidate, device=args.device, backend=one_photo_backend(args.backend, args.candidate))
     ref_dets, cand_dets, comparison, summary = compare_detectors(
         reference, candidate, image, threshold=args.threshold, scale=args.scale, iou_threshold=args.iou)
     summary["reference"]["weights"], summary["candidate"]["weights"] = args.reference, args.candidate

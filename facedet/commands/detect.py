@@ -11,7 +11,8 @@ from facedet.commands import add_backend_option
 def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text, description=help_text)
     p.add_argument("image", help="image file (JPEG, PNG, BMP, WebP, TIFF ...)")
-    p.add_argument("--weights", default="eresfd", help="registry name (eresfd, extd, extd-fpgm-10 ...) or checkpoint path (default: eresfd)")
+    p.add_argument("--weights", default="eresfd", help="registry name (eresfd, extd, extd-fpgm-10 ..., or a peer: yunet-n, yunet-s) "
+                                         "or checkpoint path (default: eresfd)")
     from facedet.models import DETECTORS
 
     p.add_argument("--detector", choices=tuple(DETECTORS), help="expected architecture (checked against the file)")
@@ -30,11 +31,11 @@ def run(args):
     from facedet.images import draw_detections, read_image, write_image
 
     image = read_image(args.image)  # before importing torch: bad input is refused at once
+    from facedet.commands import one_photo_backend
     from facedet.detector import load_detector
 
-    # One photo: an ONNX export (0.5-1 s) and ORT's first run at a new size cost more than they save.
-    backend = "torch" if args.backend == "auto" else args.backend
-    detector = load_detector(args.weights, detector=args.detector, device=args.device, backend=backend)
+    detector = load_detector(args.weights, detector=args.detector, device=args.device,
+                             backend=one_photo_backend(args.backend, args.weights))
     dets = detector.detect(image, scale=args.scale, threshold=args.threshold)
     if args.out:
         write_image(args.out, draw_detections(image, dets))

@@ -11,9 +11,12 @@ def register(subparsers, name, help_text):
 
 
 def describe(weights):
+    from facedet.peers import is_peer
     from facedet.params import count_parameters
     from facedet.weights import load_model, published
 
+    if is_peer(weights):
+        return _describe_peer(weights)
     model, ckpt = load_model(weights)
     counts = count_parameters(model)
     info = {
@@ -29,6 +32,23 @@ def describe(weights):
     if entry is not None:  # a registry name: what its release says about it
         info.update(family=entry.family, license=entry.license, rate=entry.rate, group_rates=entry.group_rates,
                     published_nonzero_parameters=entry.nonzero_parameters)
+    return info
+
+
+def _describe_peer(weights):
+    """A peer's ONNX file (YuNet): its numbers counted from the file's initializers."""
+    from facedet.peers import load_peer
+    from facedet.weights import PEERS
+
+    detector = load_peer(weights)
+    counts = detector.parameter_count()
+    info = {"detector": detector.arch, "file": str(detector.path), "sha256": detector.checkpoint.sha256,
+            "compact": False, "parameters": counts.total, "nonzero_parameters": counts.nonzero,
+            "sparsity": round(counts.sparsity, 6), "runtime": "OpenCV cv2.FaceDetectorYN"}
+    entry = PEERS.get(str(weights))
+    if entry is not None:
+        # The trained model's count: the ONNX export has BatchNorm folded into the convolutions.
+        info.update(family=entry.family, license=entry.license, published_parameters=entry.nonzero_parameters)
     return info
 
 
@@ -54,6 +74,11 @@ def run(args):
     print(f"parameters          {info['parameters']:,}")
     print(f"nonzero parameters  {info['nonzero_parameters']:,}{_published_note(info)}")
     print(f"sparsity            {info['sparsity'] * 100:.2f} %")
+    if "runtime" in info:
+        print(f"runtime             {info['runtime']}")
+    if info.get("published_parameters"):
+        print(f"published           {info['published_parameters']:,} parameters (the trained model; the ONNX "
+              "export folds BatchNorm into the convolutions)")
     if "family" in info:
         print(f"family              {info['family']}")
         print(f"license             {info['license']}")

@@ -1,9 +1,10 @@
 """The accuracy / cost trade-off (the paper's Figures 2-3): one table of points, its Pareto front,
 and the Plotly chart.
 
-Points come from three places: the paper's Tables 1-2 (``assets/paper_results.json``), the
-published detectors the paper plots (``assets/published_detectors.json``), and the user's own
-runs from the results store. Every point keeps where its numbers come from, for the hover text.
+Points come from four places: the paper's Tables 1-2 (``assets/paper_results.json``), the
+published detectors the paper plots and the peers we run (YuNet; ``assets/published_detectors.json``),
+B-FPGM's released checkpoints (``facedet.weights.BFPGM``: their counts, and APs only where our sources
+give them), and the user's own runs from the results store. Every point keeps where its numbers come from, for the hover text.
 """
 
 import json
@@ -66,7 +67,9 @@ def paper_points():
 def published_points():
     """The published detectors with at least one AP; FLOPs and parameters as published (or None).
 
-    EXTD and EResFD as originally published are the paper's 'original' baseline rows already.
+    EXTD and EResFD as originally published are the paper's 'original' baseline rows already. A
+    detector that runs here (YuNet: ``weights`` names its file) keeps that name as ``checkpoint``, so
+    FLOPs and latency measured here fill in (``tradeoff_table``'s ``costs``).
     """
     rows = []
     for d in load_json("published_detectors.json")["detectors"]:
@@ -75,8 +78,28 @@ def published_points():
         cites = d["sources"]["ap"]
         rows.append(dict(label=d["name"], short=d["short"], group="Published detectors", detector=d["family"], kind="published",
                          criterion=None, rate=None, easy=d["easy"], medium=d["medium"], hard=d["hard"],
-                         parameters=d["parameters"], gflops=d["gflops"], latency_ms=None, checkpoint=None,
-                         wider=True, source=f"{cites['title']}; {cites['where']}; {d['protocol']}"))
+                         parameters=d["parameters"], gflops=d["gflops"], latency_ms=None,
+                         checkpoint=d.get("weights"), wider=True,
+                         source=f"{cites['title']}; {cites['where']}; {d['protocol']}"
+                                + ("; FLOPs counted and latency measured here, from its published file" if d.get("weights") else "")))
+    return rows
+
+
+def bfpgm_points():
+    """B-FPGM's released checkpoints: nonzero parameters as its release states them, no AP (none of
+    our sources gives one for these files, and none is made up), so they are in the table (and its
+    CSV) but on no AP axis until an evaluation adds one."""
+    from facedet.weights import BFPGM, FAMILIES
+
+    rows = []
+    for name, entry in BFPGM.items():
+        rate = round(entry.rate * 100)
+        label = f"B-FPGM {ARCH_LABEL[entry.arch]} {rate}%" if rate else f"B-FPGM {ARCH_LABEL[entry.arch]} dense"
+        rows.append(dict(label=label, short=label, group="B-FPGM checkpoints", detector=entry.arch, kind="bfpgm",
+                         criterion=entry.criterion, rate=entry.rate, easy=None, medium=None, hard=None,
+                         parameters=entry.nonzero_parameters, gflops=None, latency_ms=None, checkpoint=name,
+                         wider=True, source=f"{FAMILIES['bfpgm']['title']}; {FAMILIES['bfpgm']['source']}; "
+                                            "nonzero parameters as released; no published AP in our sources"))
     return rows
 
 
@@ -98,7 +121,7 @@ def run_points(runs):
 def tradeoff_table(runs=(), costs=None):
     """All points as a DataFrame; ``costs`` maps a checkpoint name to {"gflops": .., "latency_ms": ..}
     measured here, filled into the paper's rows (whose parameters come from the paper)."""
-    table = pd.DataFrame(paper_points() + published_points() + run_points(runs), columns=COLUMNS)
+    table = pd.DataFrame(paper_points() + published_points() + bfpgm_points() + run_points(runs), columns=COLUMNS)
     for name, cost in (costs or {}).items():
         for key in ("gflops", "latency_ms"):
             if cost.get(key) is not None:
