@@ -192,3 +192,43 @@ def test_evaluate_command_never_imports_torch(gt, wider_gt_dir, tmp_path):
     assert "numpy" in imported
     assert "scipy.io" in imported  # the .mat reader
     assert not {name for name in imported if name.split(".")[0] in ("torch", "cv2", "PIL")}
+
+
+def test_cli_curves_file_holds_the_curves_behind_the_printed_aps(reference, gt, wider_gt_dir, tmp_path):
+    from facedet.wider.curves import curve_ap, read_curves
+
+    # The authors' file format at the 750 cap, whose APs the standard code gave (the frozen reference).
+    case = next(c for c in reference["cases"] if c["name"] == "authors_file_format_top750")
+    predictions = _case_predictions(gt, case)
+    write_submission(predictions, tmp_path / "pred")
+    run = facedet_cli("evaluate", "--pred", tmp_path / "pred", "--gt", wider_gt_dir, "--json",
+                      "--curves", tmp_path / "curves.json")
+    assert run.returncode == 0, run.stderr
+    printed = json.loads(run.stdout)
+    document = json.loads((tmp_path / "curves.json").read_text())
+    assert document["predictions"] == str((tmp_path / "pred").resolve()) and not document["only_predicted"]
+    assert document["thresholds"] == thresholds().tolist()
+    curves = read_curves(document)
+    expected = evaluate(predictions, wider_gt_dir)
+    for setting in ("easy", "medium", "hard"):
+        # The area under the stored curve is the printed AP, bit for bit, and the standard code's.
+        assert curve_ap(curves[setting]) == curves[setting].ap == printed[setting]
+        assert printed[setting] == pytest.approx(case["expected"][setting], abs=1e-12)
+        precision, recall = expected.curves[setting]
+        np.testing.assert_array_equal(curves[setting].precision, precision)  # NaN where nothing passes
+        np.testing.assert_array_equal(curves[setting].recall, recall)
+    assert np.isnan(curves["hard"].precision).any() and not np.isnan(curves["hard"].recall).any()
+
+    text = facedet_cli("evaluate", "--pred", tmp_path / "pred", "--gt", wider_gt_dir, "--curves", tmp_path / "c2.json")
+    assert text.returncode == 0 and f"precision-recall curves: {tmp_path / 'c2.json'}" in text.stdout
+    assert json.loads((tmp_path / "c2.json").read_text()) == document
+
+
+@pytest.mark.parametrize("target, message", [("missing/curves.json", "does not exist"), (".", "is a directory")])
+def test_cli_curves_to_a_bad_path_is_one_line(gt, wider_gt_dir, tmp_path, target, message):
+    write_submission(synthetic_predictions(gt, 0), tmp_path / "pred")
+    run = facedet_cli("evaluate", "--pred", tmp_path / "pred", "--gt", wider_gt_dir, "--curves", tmp_path / target)
+    assert run.returncode == 2 and run.stdout == ""
+    errors = [line for line in run.stderr.splitlines() if not line.startswith("note:")]
+    assert len(errors) == 1 and errors[0].startswith("error: cannot write") and message in errors[0]
+    assert not list(tmp_path.glob("**/*.json")) and not list(tmp_path.glob("**/.*.tmp"))
