@@ -217,11 +217,23 @@ def test_cli_curves_file_holds_the_curves_behind_the_printed_aps(reference, gt, 
         precision, recall = expected.curves[setting]
         np.testing.assert_array_equal(curves[setting].precision, precision)  # NaN where nothing passes
         np.testing.assert_array_equal(curves[setting].recall, recall)
-    assert np.isnan(curves["hard"].precision).any() and not np.isnan(curves["hard"].recall).any()
 
     text = facedet_cli("evaluate", "--pred", tmp_path / "pred", "--gt", wider_gt_dir, "--curves", tmp_path / "c2.json")
     assert text.returncode == 0 and f"precision-recall curves: {tmp_path / 'c2.json'}" in text.stdout
     assert json.loads((tmp_path / "c2.json").read_text()) == document
+
+    # A top score on an image the ground truth lacks: no proposal at the highest thresholds, so no
+    # precision there (null in the file, NaN read back), and still the printed AP.
+    outsider = dict(predictions, **{"0--Parade/not_in_the_ground_truth": np.array([[0.0, 0.0, 10.0, 10.0, 2.0]])})
+    write_submission(outsider, tmp_path / "pred2")
+    run = facedet_cli("evaluate", "--pred", tmp_path / "pred2", "--gt", wider_gt_dir, "--json",
+                      "--curves", tmp_path / "c3.json")
+    assert run.returncode == 0, run.stderr
+    assert None in json.loads((tmp_path / "c3.json").read_text())["hard"]["precision"]
+    curves, expected = read_curves((tmp_path / "c3.json").read_text()), evaluate(outsider, wider_gt_dir)
+    for setting in ("easy", "medium", "hard"):
+        assert curve_ap(curves[setting]) == json.loads(run.stdout)[setting] == getattr(expected, setting)
+        np.testing.assert_array_equal(curves[setting].precision, expected.curves[setting][0])
 
 
 @pytest.mark.parametrize("target, message", [("missing/curves.json", "does not exist"), (".", "is a directory")])
