@@ -80,3 +80,25 @@ def test_stored_curves_read_back_to_the_evaluation_they_came_from(tmp_path, eval
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM pr_curves").fetchone()[0] == 0
     assert json.loads(json.dumps(curves_document(evaluated)))["hard"]["ap"] == evaluated.hard
+
+
+def test_runs_show_writes_a_runs_stored_curves_or_says_it_has_none(tmp_path, evaluated, wider_gt_dir, weights_dir):
+    from cli_helpers import assert_one_error_line, cli, cli_env
+
+    env = cli_env(weights_dir, tmp_path)
+    store = ResultsStore(env["PRUNING_RESULTS_DB"])
+    older = store.start_run("train", {}, detector="eresfd", criterion="l1", rate=0.3)
+    run_id = store.start_run("train", {}, detector="eresfd", criterion="fpgm", rate=0.3)
+    document = curves_document(evaluated, "synthetic", wider_gt_dir)
+    store.record_curves(run_id, document)
+    done = cli(env, "pruning", "runs", "--show", run_id, "--curves", tmp_path / "curves.json", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["id"] == run_id
+    written = read_curves((tmp_path / "curves.json").read_text())
+    assert all(curve_ap(written[s]) == getattr(evaluated, s) for s in ("easy", "medium", "hard"))
+    assert_one_error_line(cli(env, "pruning", "runs", "--show", older, "--curves", tmp_path / "older.json"),
+                          f"run {older} has no stored precision-recall curves")
+    assert_one_error_line(cli(env, "pruning", "runs", "--curves", tmp_path / "c.json"), "needs --show ID")
+    assert_one_error_line(cli(env, "pruning", "runs", "--show", run_id, "--curves", tmp_path / "no" / "c.json"),
+                          "does not exist")
+    assert not (tmp_path / "older.json").exists() and not (tmp_path / "c.json").exists()
