@@ -127,11 +127,6 @@ def run_curves(run_id):
     return None if document is None else read_curves(document)
 
 
-def runs_with_curves():
-    """Ids of the runs whose precision-recall curves the store holds."""
-    return open_store().runs_with_curves()
-
-
 def user_runs():
     """The evaluated runs as trade-off points (see facedet.viz.tradeoffs.run_points)."""
     return [dict(label=run_label(run), detector=run["detector"], criterion=run["criterion"], rate=run["rate"],

@@ -88,23 +88,19 @@ st.caption("The curves each run's evaluation recorded (single scale, on the vali
            f"for: {', '.join(engine.run_label(by_id[i]) for i in picked)}. Tick rows above to choose others.")
 subset = st.segmented_control("Subset", ["easy", "medium", "hard"], default="hard", required=True,
                               format_func=str.capitalize, key="results_subset")
-try:
-    stored = engine.runs_with_curves()
-except FacedetError as err:
-    st.error(f"Cannot read the stored curves: {err}")
-    st.stop()
 fig = go.Figure()
 for run_id in picked:
     run = by_id[run_id]
-    if run_id not in stored:
+    try:
+        curves = engine.run_curves(run_id)
+    except FacedetError as err:  # a damaged store or document: this run's curves only
+        st.error(f"Run {run_id}: {err}")
+        continue
+    if curves is None:
         st.info(f"{engine.run_label(run)}: no stored curves. The run was recorded before runs kept the curves of "
                 "their evaluation; its APs are in the table.")
         continue
-    try:
-        curve = engine.run_curves(run_id)[subset]
-    except FacedetError as err:
-        st.error(f"Run {run_id}: {err}")
-        continue
+    curve = curves[subset]
     fig.add_trace(go.Scatter(x=curve.recall, y=curve.precision, mode="lines", line=dict(width=3),
                              name=f"{engine.run_label(run)}: AP {curve.ap:.3f}"))
     st.caption(f"{engine.run_label(run)}: measured on {run.get('eval_root')} against the ground truth in "

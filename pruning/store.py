@@ -197,11 +197,6 @@ class ResultsStore:
             row = conn.execute("SELECT document FROM pr_curves WHERE run_id=?", (int(run_id),)).fetchone()
         return json.loads(row["document"]) if row else None
 
-    def runs_with_curves(self):
-        """The ids of the runs that have stored curves."""
-        with self._connect() as conn:
-            return {row["run_id"] for row in conn.execute("SELECT run_id FROM pr_curves")}
-
     def runs(self, status=None, kind=None):
         """All runs, newest first (without their epochs)."""
         self.mark_crashed()

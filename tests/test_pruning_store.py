@@ -53,17 +53,17 @@ def test_an_older_store_gains_the_curves_table_and_columns_and_keeps_its_runs(tm
     assert (old["ap_easy"], old["ap_hard"], old["parameters"], old["config"]) == (0.8, 0.4, 92208, {"epochs": 2})
     assert old["eval_root"] is None and old["eval_gt"] is None
     assert [e["loss"] for e in store.get_run(old["id"])["epochs"]] == [1.5]
-    assert store.run_curves(old["id"]) is None and store.runs_with_curves() == set()
+    assert store.run_curves(old["id"]) is None
 
     # The migrated store records a new run's evaluation like a fresh one.
     run_id = store.start_run("train", {"epochs": 1}, detector="eresfd", criterion="l1", rate=0.5)
     store.record_curves(run_id, curves_document(evaluated, "synthetic", wider_gt_dir))
     store.finish_run(run_id, ap_easy=evaluated.easy, ap_medium=evaluated.medium, ap_hard=evaluated.hard,
                      eval_root="/data/wider", eval_gt=str(wider_gt_dir))
-    assert store.runs_with_curves() == {run_id}
+    assert store.run_curves(run_id)["hard"]["ap"] == evaluated.hard and store.run_curves(old["id"]) is None
     assert store.get_run(run_id)["eval_gt"] == str(wider_gt_dir)
     ResultsStore(path)  # opening it again changes nothing
-    assert len(store.runs()) == 2 and store.runs_with_curves() == {run_id}
+    assert len(store.runs()) == 2 and store.run_curves(run_id) is not None
 
 
 def test_stored_curves_read_back_to_the_evaluation_they_came_from(tmp_path, evaluated, wider_gt_dir):
