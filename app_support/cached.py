@@ -125,17 +125,5 @@ def stored_latency(model_key):
     return lookup(detector(model_key, backend="auto"))
 
 
-@st.cache_data(max_entries=32, show_spinner="Running the model over the evaluation images…")
-def pr_curves(checkpoint, root, gt_dir, limit=None):
-    """APs and precision-recall curves of a checkpoint on a split's validation images (single
-    scale, as the sessions evaluate): ({easy, medium, hard}, {setting: (recall, precision)})."""
-    from facedet.wider.evaluation import evaluate
-    from facedet.wider.protocols import predict_split
-
-    predictions = predict_split(detector(file_key(checkpoint)), root, "val", limit=limit)
-    ap = evaluate(predictions, gt_dir, only_predicted=limit is not None)
-    return ap.as_dict(), {setting: (recall, precision) for setting, (precision, recall) in ap.curves.items()}
-
-
 def digest(data):
     return hashlib.sha1(data).hexdigest()

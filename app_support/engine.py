@@ -118,14 +118,13 @@ def run_label(run, data=True):
     return f"{label} ({run_data(run)})" if data else label
 
 
-def evaluation_inputs(run):
-    """(data root, ground-truth folder, image limit) the run was evaluated on."""
-    from pruning.data import training_root
-    from pruning.results import ground_truth_dir
+def run_curves(run_id):
+    """``{setting: facedet.wider.curves.Curve}`` the run's evaluation stored, or None (not
+    evaluated, or recorded before runs kept their curves)."""
+    from facedet.wider.curves import read_curves
 
-    config = run.get("config", {})
-    root, _ = training_root(config.get("wider"), config.get("sample_images", 20))
-    return root, ground_truth_dir(root), config.get("eval_images")
+    document = open_store().run_curves(run_id)
+    return None if document is None else read_curves(document)
 
 
 def user_runs():

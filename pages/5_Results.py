@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_support import cached, engine
+from app_support import engine
 from app_support.page import read_only, setup
 from facedet.errors import FacedetError
 
@@ -78,32 +78,34 @@ if actions[1].button(label, disabled=not selected or read_only(), key="results_d
 
 st.subheader("Precision-recall curves")
 by_id = {r["id"]: r for r in runs}
-evaluated = [r["id"] for r in runs if r.get("ap_easy") is not None and r.get("checkpoint")]
+evaluated = [r["id"] for r in runs if r.get("ap_easy") is not None]
 picked = [i for i in selected if i in evaluated] or evaluated[:1]
 if not evaluated:
     st.info("No run evaluated on WIDER FACE or the sample set yet (runs on photos are measured by their "
             "agreement with the dense model, in the table above).")
     st.stop()
-st.caption("Curves come from running each checkpoint again over the images it was evaluated on (single scale), "
+st.caption("The curves each run's evaluation recorded (single scale, on the validation images of its data root), "
            f"for: {', '.join(engine.run_label(by_id[i]) for i in picked)}. Tick rows above to choose others.")
 subset = st.segmented_control("Subset", ["easy", "medium", "hard"], default="hard", required=True,
                               format_func=str.capitalize, key="results_subset")
-if st.toggle("Draw the curves", key="results_draw"):
-    fig = go.Figure()
-    for run_id in picked:
-        run = by_id[run_id]
-        try:
-            root, gt_dir, limit = engine.evaluation_inputs(run)
-            if gt_dir is None:
-                st.warning(f"Run {run_id}: no ground truth for {root}, so no curves.")
-                continue
-            aps, curves = cached.pr_curves(run["checkpoint"], str(root), str(gt_dir), limit)
-        except FacedetError as err:
-            st.error(f"Run {run_id}: {err}")
-            continue
-        recall, precision = curves[subset]
-        fig.add_trace(go.Scatter(x=recall, y=precision, mode="lines", line=dict(width=3),
-                                 name=f"{engine.run_label(run)}: AP {aps[subset]:.3f}"))
+fig = go.Figure()
+for run_id in picked:
+    run = by_id[run_id]
+    try:
+        curves = engine.run_curves(run_id)
+    except FacedetError as err:  # a damaged store or document: this run's curves only
+        st.error(f"Run {run_id}: {err}")
+        continue
+    if curves is None:
+        st.info(f"{engine.run_label(run)}: no stored curves. The run was recorded before runs kept the curves of "
+                "their evaluation; its APs are in the table.")
+        continue
+    curve = curves[subset]
+    fig.add_trace(go.Scatter(x=curve.recall, y=curve.precision, mode="lines", line=dict(width=3),
+                             name=f"{engine.run_label(run)}: AP {curve.ap:.3f}"))
+    st.caption(f"{engine.run_label(run)}: measured on {run.get('eval_root')} against the ground truth in "
+               f"{run.get('eval_gt')}.")
+if fig.data:
     fig.update_layout(height=560, template="plotly_white", font=dict(size=16), showlegend=True,
                       legend=dict(font=dict(size=14)),
                       xaxis=dict(title="recall", range=[0, 1]), yaxis=dict(title="precision", range=[0, 1.02]))

@@ -2,7 +2,8 @@
 
 Writes ``model.pth`` (the masked model, which ``facedet`` loads) and ``compact.pth`` (channels
 removed), measures parameters, sparsity, FLOPs at 640x640 and CPU latency of both, and the
-Easy/Medium/Hard AP on the validation split when it has ground truth.
+Easy/Medium/Hard AP on the validation split when it has ground truth, with the data root and
+ground-truth folder it used and the precision-recall curves (kept in the results store).
 """
 
 import copy
@@ -50,12 +51,16 @@ def finish_run(trainer, stage):
                        compact_flops=compact_costs["flops"], compact_latency_ms=compact_latency["ms"],
                        compact_network_ms=compact_latency["network_ms"])
     if config.evaluate:
+        curves = None
         if trainer.root is not None:
             stage("evaluating")
-            figures.update(evaluate_model(model, config.detector, trainer.root, config.eval_images, trainer.cancel))
+            evaluation, curves = evaluate_model(model, config.detector, trainer.root, config.eval_images, trainer.cancel)
+            figures.update(evaluation)
         stage("agreement with the teacher")
         figures.update(teacher_agreement(model, config, trainer.cancel))
         stage("recording")  # raises Cancelled if the evaluation was cut short
+        if curves is not None and trainer.store is not None and trainer.run_id is not None:
+            trainer.store.record_curves(trainer.run_id, curves)
     return figures
 
 
@@ -116,25 +121,30 @@ def ground_truth_dir(root):
 
 
 def evaluate_model(model, arch, root, limit=None, cancel=None):
-    """``{ap_easy, ap_medium, ap_hard}`` on the validation split (single scale), or {} without
-    ground truth or validation images."""
+    """``(figures, curves)`` on the validation split (single scale): figures ``{ap_easy, ap_medium,
+    ap_hard, eval_root, eval_gt}`` and the precision-recall curves document
+    (``facedet.wider.curves``); ``({}, None)`` without ground truth or validation images."""
     from facedet.detector import Detector
     from facedet.errors import DataError
+    from facedet.wider.curves import curves_document
     from facedet.wider.evaluation import evaluate
     from facedet.wider.protocols import predict_split
 
     gt = ground_truth_dir(root)
     if gt is None:
         print(f"no WIDER FACE ground truth for {root}: APs not computed", file=sys.stderr)
-        return {}
+        return {}, None
+    root, gt = Path(root).resolve(), gt.resolve()
     detector = Detector(model, arch, device="cpu")
     try:
         predictions = predict_split(detector, root, "val", limit=limit, cancel=cancel)
         ap = evaluate(predictions, gt, only_predicted=limit is not None)
     except DataError as err:
         print(f"APs not computed: {err}", file=sys.stderr)
-        return {}
-    return {"ap_easy": ap.easy, "ap_medium": ap.medium, "ap_hard": ap.hard}
+        return {}, None
+    figures = {"ap_easy": ap.easy, "ap_medium": ap.medium, "ap_hard": ap.hard, "eval_root": str(root), "eval_gt": str(gt)}
+    described = f"single-scale predictions on the validation images of {root}" + (f" (the first {limit})" if limit else "")
+    return figures, curves_document(ap, predictions=described, ground_truth=gt)
 
 
 def _overlaps(a, b):

@@ -1,8 +1,9 @@
 """The results store: every pruning run in one SQLite file.
 
 A run row records its configuration, the code revision, its status and figures (parameters,
-sparsity, FLOPs, latency, APs, checkpoint paths, timestamps); an epochs table its per-epoch
-losses. Every write is one transaction. A run is ``running`` while its owner (host, process id
+sparsity, FLOPs, latency, APs and the data root and ground-truth folder they were measured on,
+checkpoint paths, timestamps); an epochs table its per-epoch losses; a pr_curves table the
+precision-recall curves of its evaluation (``facedet.wider.curves`` documents). Every write is one transaction. A run is ``running`` while its owner (host, process id
 and process start time) lives; a store that finds a ``running`` run whose owner on this host has
 died marks it ``crashed``: nothing is ever silently dropped. Statuses: running, finished,
 cancelled, failed, crashed.
@@ -32,6 +33,8 @@ FIGURES = {
     "latency_ms": "REAL", "compact_latency_ms": "REAL", "network_ms": "REAL", "compact_network_ms": "REAL",
     "latency_setup": "TEXT",
     "ap_easy": "REAL", "ap_medium": "REAL", "ap_hard": "REAL",
+    # What the APs were measured on: the data root (its validation split) and the ground-truth folder.
+    "eval_root": "TEXT", "eval_gt": "TEXT",
     # Agreement with the teacher on held-out photos (pruning.agreement): AP, recall, photo names (JSON).
     "agreement_ap": "REAL", "agreement_recall": "REAL", "agreement_photos": "TEXT",
     "epochs_done": "INTEGER", "final_loss": "REAL", "message": "TEXT",
@@ -53,6 +56,10 @@ CREATE TABLE IF NOT EXISTS epochs (
     epoch INTEGER NOT NULL,
     phase TEXT, loss REAL, loss_loc REAL, loss_conf REAL, lr REAL, sparsity REAL, seconds REAL,
     PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS pr_curves (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    document TEXT NOT NULL
 );
 """
 # Columns every version of the store has had: a runs table without them is another program's.
@@ -148,6 +155,12 @@ class ResultsStore:
             conn.execute("UPDATE runs SET status=?, finished_at=?, updated_at=? WHERE id=?",
                          (status, _now(), _now(), run_id))
 
+    def record_curves(self, run_id, document):
+        """Keep the precision-recall curves document of the run's evaluation (replacing any)."""
+        with self._connect() as conn:
+            self._require(conn, run_id)
+            conn.execute("INSERT OR REPLACE INTO pr_curves VALUES (?, ?)", (run_id, json.dumps(document)))
+
     def delete_run(self, run_id):
         with self._connect() as conn:
             self._require(conn, run_id)
@@ -175,6 +188,14 @@ class ResultsStore:
         run = _as_dict(row)
         run["epochs"] = [dict(e) for e in epochs]
         return run
+
+    def run_curves(self, run_id):
+        """The run's precision-recall curves document, or None (not evaluated, or recorded before
+        runs kept their curves)."""
+        with self._connect() as conn:
+            self._require(conn, run_id)
+            row = conn.execute("SELECT document FROM pr_curves WHERE run_id=?", (int(run_id),)).fetchone()
+        return json.loads(row["document"]) if row else None
 
     def runs(self, status=None, kind=None):
         """All runs, newest first (without their epochs)."""

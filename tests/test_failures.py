@@ -212,7 +212,20 @@ OUTPUTS = {
     "runs --csv": ("runs.csv", lambda f, t: ("pruning", "runs", "--csv", t / "runs.csv")),
     "config.json of a new run": ("config.json", lambda f, t: ("pruning", "train", "--run-dir", t / "run", *TINY_TRAINING)),
     "sample-set": (".jpg", lambda f, t: ("facedet", "sample-set", "--out", t / "sample", "--images", "2")),
+    "evaluate --curves": ("curves.json", lambda f, t: ("facedet", "evaluate", "--pred", _ground_truth_as_predictions(f, t),
+                                                       "--gt", f / "sample" / "eval_tools" / "ground_truth",
+                                                       "--only-predicted", "--json", "--curves", t / "curves.json")),
 }
+
+
+def _ground_truth_as_predictions(files, folder):
+    """A submission folder of the sample set's own validation faces (written here, not by the command)."""
+    from facedet.wider.ground_truth import load_ground_truth
+    from facedet.wider.submission import write_submission
+
+    gt = load_ground_truth(files / "sample" / "eval_tools" / "ground_truth")
+    faces = {key: np.column_stack([gt.faces(key), np.ones(len(gt.faces(key)))]) for key in gt.keys}
+    return write_submission(faces, folder / "pred")
 
 
 @pytest.mark.parametrize("case", list(OUTPUTS))

@@ -94,6 +94,14 @@ def test_the_run_is_recorded_with_its_figures(finished_run):
     assert all(run[k] is not None for k in ("ap_easy", "ap_medium", "ap_hard", "latency_ms", "compact_latency_ms",
                                             "network_ms", "compact_network_ms"))
     assert run["network_ms"] < run["latency_ms"] and "640x480" in run["latency_setup"]
+    # What the APs were measured on, and the curves behind them (the area under each is its AP).
+    from facedet.wider.curves import curve_ap, read_curves
+    from pruning.results import ground_truth_dir
+
+    assert run["eval_gt"] == str(ground_truth_dir(run["eval_root"]).resolve())
+    curves = read_curves(store.run_curves(result.run_id))
+    assert all(curve_ap(curves[s]) == curves[s].ap == run[f"ap_{s}"] for s in ("easy", "medium", "hard"))
+    assert store.run_curves(result.run_id)["only_predicted"]  # eval_images=4: the first 4 images only
     compact, ckpt = load_model(run["compact_checkpoint"])
     assert ckpt.compact and count_parameters(compact).total == run["compact_parameters"]
     # Progress: every step with loss and ETA, every epoch, then the finishing stages.

@@ -183,11 +183,64 @@ def test_cli_prints_the_three_aps(gt, wider_gt_dir, tmp_path):
     assert bad.stderr.count("\n") == 1 and "prediction folder not found" in bad.stderr
 
 
-def test_evaluate_command_never_imports_torch_or_scipy(gt, wider_gt_dir, tmp_path):
+def test_evaluate_command_never_imports_torch(gt, wider_gt_dir, tmp_path):
     write_submission({gt.keys[0]: np.array([[1.0, 2.0, 30.0, 40.0, 0.9]])}, tmp_path)
     run = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "facedet", "evaluate", "--pred", str(tmp_path), "--gt",
          str(wider_gt_dir), "--json"], capture_output=True, text=True, check=True, cwd=ROOT)
     imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if "|" in line}
     assert "numpy" in imported
-    assert not {name for name in imported if name.split(".")[0] in ("torch", "scipy", "cv2", "PIL")}
+    assert "scipy.io" in imported  # the .mat reader
+    assert not {name for name in imported if name.split(".")[0] in ("torch", "cv2", "PIL")}
+
+
+def test_cli_curves_file_holds_the_curves_behind_the_printed_aps(reference, gt, wider_gt_dir, tmp_path):
+    from facedet.wider.curves import curve_ap, read_curves
+
+    # The authors' file format at the 750 cap, whose APs the standard code gave (the frozen reference).
+    case = next(c for c in reference["cases"] if c["name"] == "authors_file_format_top750")
+    predictions = _case_predictions(gt, case)
+    write_submission(predictions, tmp_path / "pred")
+    run = facedet_cli("evaluate", "--pred", tmp_path / "pred", "--gt", wider_gt_dir, "--json",
+                      "--curves", tmp_path / "curves.json")
+    assert run.returncode == 0, run.stderr
+    printed = json.loads(run.stdout)
+    document = json.loads((tmp_path / "curves.json").read_text())
+    assert document["predictions"] == str((tmp_path / "pred").resolve()) and not document["only_predicted"]
+    assert document["thresholds"] == thresholds().tolist()
+    curves = read_curves(document)
+    expected = evaluate(predictions, wider_gt_dir)
+    for setting in ("easy", "medium", "hard"):
+        # The area under the stored curve is the printed AP, bit for bit, and the standard code's.
+        assert curve_ap(curves[setting]) == curves[setting].ap == printed[setting]
+        assert printed[setting] == pytest.approx(case["expected"][setting], abs=1e-12)
+        precision, recall = expected.curves[setting]
+        np.testing.assert_array_equal(curves[setting].precision, precision)  # NaN where nothing passes
+        np.testing.assert_array_equal(curves[setting].recall, recall)
+
+    text = facedet_cli("evaluate", "--pred", tmp_path / "pred", "--gt", wider_gt_dir, "--curves", tmp_path / "c2.json")
+    assert text.returncode == 0 and f"precision-recall curves: {tmp_path / 'c2.json'}" in text.stdout
+    assert json.loads((tmp_path / "c2.json").read_text()) == document
+
+    # A top score on an image the ground truth lacks: no proposal at the highest thresholds, so no
+    # precision there (null in the file, NaN read back), and still the printed AP.
+    outsider = dict(predictions, **{"0--Parade/not_in_the_ground_truth": np.array([[0.0, 0.0, 10.0, 10.0, 2.0]])})
+    write_submission(outsider, tmp_path / "pred2")
+    run = facedet_cli("evaluate", "--pred", tmp_path / "pred2", "--gt", wider_gt_dir, "--json",
+                      "--curves", tmp_path / "c3.json")
+    assert run.returncode == 0, run.stderr
+    assert None in json.loads((tmp_path / "c3.json").read_text())["hard"]["precision"]
+    curves, expected = read_curves((tmp_path / "c3.json").read_text()), evaluate(outsider, wider_gt_dir)
+    for setting in ("easy", "medium", "hard"):
+        assert curve_ap(curves[setting]) == json.loads(run.stdout)[setting] == getattr(expected, setting)
+        np.testing.assert_array_equal(curves[setting].precision, expected.curves[setting][0])
+
+
+@pytest.mark.parametrize("target, message", [("missing/curves.json", "does not exist"), (".", "is a directory")])
+def test_cli_curves_to_a_bad_path_is_one_line(gt, wider_gt_dir, tmp_path, target, message):
+    write_submission(synthetic_predictions(gt, 0), tmp_path / "pred")
+    run = facedet_cli("evaluate", "--pred", tmp_path / "pred", "--gt", wider_gt_dir, "--curves", tmp_path / target)
+    assert run.returncode == 2 and run.stdout == ""
+    errors = [line for line in run.stderr.splitlines() if not line.startswith("note:")]
+    assert len(errors) == 1 and errors[0].startswith("error: cannot write") and message in errors[0]
+    assert not list(tmp_path.glob("**/*.json")) and not list(tmp_path.glob("**/.*.tmp"))

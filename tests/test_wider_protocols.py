@@ -120,18 +120,3 @@ def test_predict_refuses_bad_arguments_before_loading_a_model(sample, tmp_path):
     ]:
         run = facedet_cli("predict", "--out", tmp_path / "o", *args)
         assert run.returncode == 2 and message in run.stderr and run.stderr.count("\n") == 1
-
-
-def test_predict_indexes_the_folder_it_writes(sample, eresfd, tmp_path, monkeypatch):
-    from facedet.wider import submission_index
-    from facedet.wider.submission_reader import list_submission
-
-    monkeypatch.setattr(submission_index, "MIN_BYTES", 0)  # the sample set's folder is tiny
-    monkeypatch.setenv("FACEDET_CACHE_DIR", str(tmp_path / "cache"))
-    out = tmp_path / "pred"
-    predictions = predict_split(eresfd, sample, "val", out_dir=out, limit=2)
-    indexed = submission_index.load(out, list_submission(out))
-    assert indexed is not None
-    counts, rows = indexed
-    assert list(counts) == [len(v) for v in predictions.values()]
-    np.testing.assert_array_equal(rows, np.concatenate(list(predictions.values())))

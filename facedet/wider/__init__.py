@@ -2,5 +2,5 @@
 protocol and a small generated sample set.
 
 Submodules are imported on demand; the evaluation path (``evaluation``, ``ground_truth``,
-``submission``, ``submission_reader``, ``submission_index``) never imports torch.
+``submission``, ``submission_reader``, ``curves``) never imports torch.
 """

@@ -5,9 +5,10 @@ Four files in one folder: ``wider_face_val.mat`` (events, image names, face boxe
 keeps; the other faces are ignored in that setting).
 """
 
-import hashlib
-import os
-import zipfile
+import io
+import struct
+import warnings
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,8 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from facedet.errors import DataError
-from facedet.paths import cache_dir
-from facedet.wider.matfile import read_mat
 
 SETTINGS = ("easy", "medium", "hard")
 FACE_FILE = "wider_face_val.mat"
@@ -43,7 +42,7 @@ class GroundTruth:
 
 
 def load_ground_truth(gt_dir):
-    """Read (and remember, per file version) the ground truth in ``gt_dir``."""
+    """Read (and remember in this process, per file version) the ground truth in ``gt_dir``."""
     gt_dir = Path(gt_dir)
     if not gt_dir.is_dir():
         raise DataError(f"ground-truth folder not found: {gt_dir}")
@@ -52,50 +51,59 @@ def load_ground_truth(gt_dir):
         if not path.is_file():
             raise DataError(f"{path.name} is missing from {gt_dir} (expected the WIDER FACE eval-tools ground truth)")
     stamp = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
-    return _load_cached(stamp)
-
-
-CACHE_VERSION = 1
-MIN_CACHED_IMAGES = 500
+    return _load(stamp)
 
 
 @lru_cache(maxsize=4)
-def _load_cached(stamp):
-    """Parsed once per file version, then kept in memory and in the user cache as .npz.
+def _load(stamp):
+    """Parsed once per file version (path, time, size): the app and sessions evaluate often."""
+    return _parse(*(Path(entry[0]) for entry in stamp))
 
-    Reading the full validation set's .mat files costs about as much as the evaluation itself;
-    the .npz loads in milliseconds. The cache file is named after the files' paths, sizes and
-    times. Small sets (the generated sample set) are not worth a file.
-    """
-    digest = hashlib.sha256(repr((CACHE_VERSION, stamp)).encode()).hexdigest()[:24]
-    cache = cache_dir() / f"wider-gt-{digest}.npz"
+
+def read_mat(path, names):
+    """Variables ``names`` of the MAT file at ``path`` (SciPy's reader); a one-line DataError
+    for a file that is empty, not a MAT file, or lacks one of them."""
+    import scipy.io  # on use: importing it takes about 0.3 s, which modules naming these files need not pay
+
     try:
-        with np.load(cache, allow_pickle=False) as data:
-            text = str(data["keys"])
-            return GroundTruth(
-                tuple(text.split("\n")) if text else (), data["boxes"], data["offsets"],
-                {s: data[f"keep_{s}"] for s in SETTINGS},
-                {s: int(data["keep_counts"][i]) for i, s in enumerate(SETTINGS)},
-            )
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
-        pass  # no cache yet, or an unreadable one: parse the .mat files
-    gt = _parse(*(Path(entry[0]) for entry in stamp))
-    if len(gt.keys) >= MIN_CACHED_IMAGES:
-        _save(cache, gt)
-    return gt
-
-
-
-def _save(cache, gt):
-    tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.part.npz")
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read {path} ({err.strerror})") from None
+    if not raw:
+        raise DataError(f"{path} is empty; is it a WIDER FACE ground-truth file?")
+    _check_compressed_elements(path, raw)
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(tmp, keys=np.array("\n".join(gt.keys)), boxes=gt.boxes, offsets=gt.offsets,
-                 keep_counts=np.array([gt.keep_counts[s] for s in SETTINGS]),
-                 **{f"keep_{s}": gt.keep[s] for s in SETTINGS})
-        os.replace(tmp, cache)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a read-only or full cache only costs speed
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SciPy's warnings about odd files: the error says it
+            data = scipy.io.loadmat(io.BytesIO(raw), variable_names=list(names))
+    except Exception as err:  # a damaged file fails SciPy's parser in many ways (zlib, struct, even a division)
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise DataError(f"{path} cannot be read as a MAT file ({reason[:100]})") from None
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise DataError(f"{path} has no variable {missing[0]!r}; is it a WIDER FACE ground-truth file?")
+    return data
+
+
+_MAT5_HEADER_BYTES, _MI_COMPRESSED = 128, 15
+
+
+def _check_compressed_elements(path, raw):
+    """SciPy inflates a compressed variable without checking it first and can crash (a segfault,
+    not an error) on a damaged one; zlib checks every compressed element's checksum (milliseconds)."""
+    if not raw.startswith(b"MATLAB 5.0") or len(raw) < _MAT5_HEADER_BYTES:
+        return  # another version or not a MAT file at all: SciPy says which
+    tag = struct.Struct(">II" if raw[126:128] == b"MI" else "<II")
+    pos = _MAT5_HEADER_BYTES
+    while pos + tag.size <= len(raw):
+        kind, size = tag.unpack_from(raw, pos)
+        pos += tag.size
+        if kind == _MI_COMPRESSED:
+            try:
+                zlib.decompress(raw[pos : pos + size])
+            except zlib.error as err:
+                raise DataError(f"{path} is damaged ({err})") from None
+        pos += size + (0 if kind == _MI_COMPRESSED else -size % 8)  # uncompressed elements are 8-byte aligned
 
 
 def _parse(face_path, *setting_paths):
@@ -132,7 +140,7 @@ def _parse(face_path, *setting_paths):
 
 
 def _cells(value):
-    """Elements of a cell array (either reader), in MATLAB's column-major order."""
+    """Elements of a cell array, in MATLAB's column-major order."""
     if isinstance(value, np.ndarray) and value.dtype == object:
         return list(value.ravel(order="F"))
     raise DataError("unexpected content in a ground-truth file: a cell array was expected")

@@ -24,7 +24,7 @@ from facedet.errors import DataError
 from facedet.wider import completion
 from facedet.wider.layout import load_image, split_images
 from facedet.wider.submission import write_submission, xyxy_to_xywh
-from facedet.wider.submission_reader import index_submission, read_prediction_file
+from facedet.wider.submission_reader import read_prediction_file
 from facedet.cancel import is_cancelled
 
 PROTOCOLS = ("single", "paper")
@@ -77,10 +77,8 @@ def predict_split(detector, root, split="val", protocol="single", out_dir=None, 
             report(done)
     finally:
         close()
-    if out_dir is not None:
-        if len(predictions) == len(images):  # not cancelled: every file is written
-            completion.mark_complete(out_dir, settings, len(images), in_split)
-        index_submission(out_dir)  # big folders: the first evaluation reads binary rows, not text
+    if out_dir is not None and len(predictions) == len(images):  # not cancelled: every file is written
+        completion.mark_complete(out_dir, settings, len(images), in_split)
     return predictions
 
 

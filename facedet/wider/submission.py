@@ -108,16 +108,3 @@ def _chunk(keys, arrays):
     rows = np.concatenate(arrays) if counts.sum() else np.zeros((0, COLUMNS))
     return PredictionChunk(keys, counts, rows)
 
-
-def chunks_of_table(keys, counts, rows, rows_per_chunk=ROWS_PER_CHUNK):
-    """Flat predictions (``keys``, per-key ``counts``, all ``rows``) cut at file boundaries into chunks."""
-    counts = np.asarray(counts, dtype=np.int64)
-    ends = np.cumsum(counts)
-    first, start = 0, 0
-    while first < len(keys):
-        # the first file boundary at or past ``rows_per_chunk`` rows from here (at least one file)
-        last = max(first + 1, int(np.searchsorted(ends, start + rows_per_chunk, side="left")) + 1)
-        last = min(last, len(keys))
-        stop = int(ends[last - 1])
-        yield PredictionChunk(keys[first:last], counts[first:last], rows[start:stop])
-        first, start = last, stop

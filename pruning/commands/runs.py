@@ -1,4 +1,5 @@
-"""``python -m pruning runs [--json]``: the results store."""
+"""``python -m pruning runs [--json]``: the results store (``--show ID [--curves FILE]``: one run, and
+the precision-recall curves its evaluation stored, in ``facedet evaluate --curves``'s format)."""
 
 import json
 import sys
@@ -11,6 +12,9 @@ def register(subparsers, name, help_text):
     p = subparsers.add_parser(name, help=help_text, description=help_text)
     p.add_argument("--status", choices=("running", "finished", "cancelled", "failed", "crashed"))
     p.add_argument("--show", type=cli_types.positive_int, metavar="ID", help="one run in full, with its epochs")
+    p.add_argument("--curves", metavar="FILE",
+                   help="with --show ID: write the run's stored precision-recall curves to FILE "
+                        "(JSON, as facedet evaluate --curves writes them)")
     p.add_argument("--delete", type=cli_types.positive_int, metavar="ID", help="delete a run from the store (its files stay)")
     p.add_argument("--csv", metavar="FILE", help="export every run to a CSV file ('-': standard output)")
     p.add_argument("--results-db", help="results store file (default: $PRUNING_RESULTS_DB or the data folder)")
@@ -23,8 +27,11 @@ COLUMNS = (("id", 4), ("kind", 6), ("status", 9), ("detector", 8), ("criterion",
 
 
 def run(args):
+    from facedet.errors import DataError
     from pruning.store import ResultsStore
 
+    if args.curves and args.show is None:
+        raise DataError("--curves FILE needs --show ID: the run whose curves to write")
     store = ResultsStore(args.results_db)
     if args.delete is not None:
         store.delete_run(args.delete)
@@ -42,6 +49,8 @@ def run(args):
         return 0
     if args.show is not None:
         run_ = store.get_run(args.show)
+        if args.curves:
+            _write_curves(store, args.show, args.curves)
         print(json.dumps(run_, indent=None if args.json else 1, default=str))
         return 0
     runs = store.runs(status=args.status)
@@ -70,6 +79,17 @@ def _write_csv(store, path):
             return store.write_csv(f)
     except OSError as err:
         raise DataError(write_failure(path, err)) from None
+
+
+def _write_curves(store, run_id, path):
+    from facedet.atomic import write_text
+    from facedet.errors import DataError
+
+    document = store.run_curves(run_id)
+    if document is None:
+        raise DataError(f"run {run_id} has no stored precision-recall curves (not evaluated on WIDER FACE or the "
+                        "sample set, or recorded before runs kept their curves)")
+    write_text(path, json.dumps(document) + "\n")
 
 
 def _cell(value):
