@@ -4,6 +4,7 @@ scale a photo is detected at."""
 
 import streamlit as st
 
+from facedet.errors import FacedetError
 from facedet.models import DETECTORS
 from facedet.weights import PRETRAINED
 
@@ -22,7 +23,10 @@ def latency_stats(model_key):
     if known.get(model_key) is None:
         from app_support import cached
 
-        known[model_key] = cached.stored_latency(model_key)
+        try:
+            known[model_key] = cached.stored_latency(model_key)
+        except FacedetError:  # its file is gone or damaged: nothing to look up (measuring it says why)
+            return None
     return known[model_key]
 
 

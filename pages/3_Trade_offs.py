@@ -45,7 +45,10 @@ if cost == "gflops":
     bar.empty()
     for run in runs:
         if run.get("checkpoint") and run.get("gflops") is None:
-            run["gflops"] = cached.flops(cached.file_key(run["checkpoint"]))
+            try:
+                run["gflops"] = cached.flops(cached.file_key(run["checkpoint"]))
+            except FacedetError as err:  # its checkpoint was moved or deleted: the run has no FLOPs point
+                st.caption(f"{run['label']} has no FLOPs point: {err}")
 elif cost == "latency_ms":
     models = {key: name for name, key in TIMED.items()}
     models.update({cached.file_key(run["checkpoint"]): run["label"] for run in runs})
