@@ -48,12 +48,13 @@ def check_layer_rates(rates, names, arch):
     if not isinstance(rates, dict):
         raise FacedetError(f"layer rates must be a JSON object {{conv name: rate}}, got {type(rates).__name__}")
     known = set(names)
-    head = detector_spec(arch).head_prefixes
+    spec = detector_spec(arch)
     for name in rates:
         if name not in known:
-            why = "the detection head, which is never pruned" if str(name).startswith(head) else "no prunable conv"
-            raise FacedetError(f"layer {name!r} in the layer rates is {why} of {detector_spec(arch).display_name} "
-                               "(python -m pruning prune --layers lists the layers)")
+            why = (f"in {spec.display_name}'s detection head, which is never pruned" if str(name).startswith(spec.head_prefixes)
+                   else f"not a prunable conv of {spec.display_name}")
+            raise FacedetError(f"layer {name!r} in the layer rates is {why} "
+                               "(python -m pruning prune --weights W --criterion C --rate 0 --layers lists them)")
     return {name: check_rate(rate, f"the rate of layer {name}") for name, rate in rates.items()}
 
 
@@ -184,3 +185,10 @@ def describe_rates(arch, rates):
         return "groups " + "/".join(f"{next(iter(values)):g}" if values else "-" for values in per_group)
     values = list(rates.values()) or [0.0]
     return f"per layer ({len(rates)} layers, {min(values):g}-{max(values):g})"
+
+
+def run_rates(run):
+    """A results-store run's rates as ``describe_rates`` names them (its ``layer_rates`` column, else its rate)."""
+    if run.get("layer_rates"):
+        return describe_rates(run.get("detector"), json.loads(run["layer_rates"]))
+    return describe_rates(run.get("detector"), run.get("rate"))
