@@ -1,7 +1,8 @@
 """Cached library calls shared by the pages (one cache per process, whichever page asks first).
 
 Models are identified by a short key string so that the caches can hash them cheaply:
-``published:<registry name>``, ``file:<checkpoint path>`` or ``oneshot:<arch>:<criterion>:<rate>``.
+``published:<registry name>``, ``file:<checkpoint path>``, ``oneshot:<arch>:<criterion>:<rate>`` or
+``oneshot:<arch>:<criterion>:groups=<r1,...,r6>`` (group rates).
 """
 
 import hashlib
@@ -17,8 +18,19 @@ def file_key(path):
     return f"file:{path}"
 
 
-def oneshot_key(arch, criterion, rate):
+def oneshot_key(arch, criterion, rate, groups=None):
+    if groups is not None:
+        return f"oneshot:{arch}:{criterion}:groups={','.join(f'{r:g}' for r in groups)}"
     return f"oneshot:{arch}:{criterion}:{rate:.2f}"
+
+
+def _oneshot_rates(arch, rate):
+    """The rates of a one-shot key's last part: a float, or group rates as ``{conv name: rate}``."""
+    from app_support.engine import layer_rates_of_groups
+
+    if rate.startswith("groups="):
+        return layer_rates_of_groups(arch, [float(r) for r in rate[len("groups="):].split(",")])
+    return float(rate)
 
 
 # The pages detect on photos of every size and switch models often: PyTorch (BatchNorm folded) is
@@ -41,7 +53,7 @@ def detector(model_key, backend=INTERACTIVE_BACKEND):
 
         arch, criterion, rate = rest.split(":")
         base = detector(published_key(arch))
-        return Detector(one_shot(base.model, criterion, float(rate)), arch, base.config, device="auto",
+        return Detector(one_shot(base.model, criterion, _oneshot_rates(arch, rate)), arch, base.config, device="auto",
                         backend=backend)
     raise ValueError(f"unknown model key {model_key!r}")
 
@@ -60,9 +72,10 @@ def detections(model_key, image_key, _image, scale=None):
 
 
 @st.cache_data(max_entries=64, show_spinner="Finding the removed filters…")
-def removed_filters(arch, criterion, rate, source):
+def removed_filters(arch, criterion, rate, source, groups=None):
     """{layer: removed filter indices} of ``arch`` pruned by ``criterion`` at ``rate``: from the
-    published checkpoint (its all-zero filters) or from the engine's one-shot selection."""
+    published checkpoint (its all-zero filters) or from the engine's one-shot selection (at the
+    group rates ``groups`` instead of ``rate`` when given)."""
     if source == "published":
         from facedet.viz.layers import zero_filters
         from facedet.weights import pretrained_name
@@ -71,6 +84,10 @@ def removed_filters(arch, criterion, rate, source):
         return {layer: indices for layer, indices in zeros.items() if indices}
     from app_support.engine import layer_selection
 
+    if groups is not None:
+        from app_support.engine import layer_rates_of_groups
+
+        rate = layer_rates_of_groups(arch, groups)
     return layer_selection(detector(published_key(arch)).model, criterion, rate)
 
 

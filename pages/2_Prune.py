@@ -8,7 +8,7 @@ import streamlit as st
 
 from app_support import engine
 from app_support.engine import DETECTORS
-from app_support.page import kept, read_only, setup, upload_limit
+from app_support.page import group_rates_text, kept, read_only, setup, upload_limit
 from facedet.errors import FacedetError
 from pruning.paths import data_roots, wider_roots
 from pruning.presets import preset_settings
@@ -49,6 +49,7 @@ with form:
                          key="prune_criterion", default="fpgm" if "fpgm" in criteria else criteria[0], allowed=criteria)
         rate = kept(st.select_slider, "Pruning rate (per layer)", RATES, format_func=lambda r: f"{r} %",
                     key="prune_rate", default=30, allowed=RATES)
+        groups_text = group_rates_text(st, arch, "prune_group_rates")
         data = kept(st.radio, "Training data", list(DATA), format_func=DATA.get, key="prune_data",
                     default=next(iter(DATA)), allowed=DATA)
         uploads = st.file_uploader("Photos to train on (for 'My photos')", type=list(IMAGE_TYPES),
@@ -82,7 +83,16 @@ with form:
             options["crop_size"] = int(crop_size)
         source, photos, wider = ("photos", None, None)
         error = None
-        if data == "upload":
+        try:
+            groups = engine.group_rates(arch, groups_text)
+        except FacedetError as err:
+            error = f"Group rates: {err}"
+        else:
+            if groups is not None:
+                options["layer_rates"] = engine.layer_rates_of_groups(arch, groups)
+        if error:
+            pass
+        elif data == "upload":
             if not uploads:
                 error = "Upload a few photos first (or choose another training data)."
             else:
@@ -207,6 +217,13 @@ def session_board():
     _interrupted_runs()
 
 
+def _rates(config):
+    """``30 %``, or the group (or per-layer) rates of a session."""
+    if config.layer_rates is not None:
+        return engine.describe_rates(config.detector, config.layer_rates)
+    return f"{round(config.rate * 100)} %"
+
+
 def _session_cards(sessions):
     for s in sessions:
         config = s.config
@@ -215,7 +232,7 @@ def _session_cards(sessions):
             data = ("WIDER FACE" if config.wider else "photos, distilled" if config.photos
                     else "sample set, NOT WIDER FACE")
             head.markdown(f"**{DETECTORS[config.detector]} {engine.criterion_label(config.criterion)} "
-                          f"{round(config.rate * 100)} %** · {config.epochs} SFP + {config.finetune_epochs} fine-tune "
+                          f"{_rates(config)}** · {config.epochs} SFP + {config.finetune_epochs} fine-tune "
                           f"epochs · {data}{' · resumed' if s.resumed else ''} · **{s.state}**")
             resumable = engine.can_resume(s.id)
             if s.state in ACTIVE:
