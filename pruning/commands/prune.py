@@ -46,7 +46,9 @@ def run(args):
             "source": str(ckpt.path), "source_sha256": ckpt.sha256, "criterion": args.criterion,
             **({"layer_rates": rate} if isinstance(rate, dict) else {"rate": rate}), "one_shot": True,
         })
-    result = {"rates": rate, "parameters": counts.total, "nonzero_parameters": counts.nonzero, "sparsity": round(counts.sparsity, 6)}
+    result = {"parameters": counts.total, "nonzero_parameters": counts.nonzero, "sparsity": round(counts.sparsity, 6)}
+    if isinstance(rate, dict):
+        result["layer_rates"] = rate
     if layers is not None:
         result["layers"] = layers
     if args.json:
