@@ -1,7 +1,7 @@
 """Deep links to a comparison: the Compare page's choices as query parameters, and back.
 
 ``?arch=eresfd&source=published&criterion=fpgm&rate=30&sample=office-group-13.jpg`` reopens that
-comparison. Parameters only name values; the page checks each against what it offers when it
+comparison (``groups=r1,...,r6``: a one-shot prune at group rates). Parameters only name values; the page checks each against what it offers when it
 draws the widget (``app_support.page.restore``), so a stale or mistyped link falls back to the
 defaults instead of failing.
 """
@@ -11,13 +11,14 @@ from app_support.facts import CUSTOM_SCALE_RANGE
 # Per source, the widgets that ``criterion`` and ``rate`` stand for.
 SOURCE_KEYS = {
     "published": {"criterion": "criterion", "rate": "rate"},
-    "oneshot": {"criterion": "oneshot_criterion", "rate": "oneshot_rate"},
+    "oneshot": {"criterion": "oneshot_criterion", "rate": "oneshot_rate", "groups": "oneshot_group_rates"},
     "session": {"run": "session"},
 }
 PLAIN_KEYS = ("arch", "source", "sample", "scale")
 # Every widget key a link can set.
-CHOICE_KEYS = PLAIN_KEYS + ("criterion", "rate", "oneshot_criterion", "oneshot_rate", "session", "threshold",
-                            "scale_custom")
+CHOICE_KEYS = PLAIN_KEYS + ("criterion", "rate", "oneshot_criterion", "oneshot_rate", "oneshot_group_rates", "session",
+                            "threshold", "scale_custom")
+TEXT_PARAMS = ("criterion", "groups")  # the others are numbers
 
 
 def params_for(choices):
@@ -26,7 +27,7 @@ def params_for(choices):
     ``scale``, ``scale_custom``): only those that apply to the chosen source and scale."""
     params = {name: str(choices[name]) for name in PLAIN_KEYS if choices.get(name) is not None}
     for name, key in SOURCE_KEYS.get(choices.get("source"), {}).items():
-        if choices.get(key) is not None:
+        if choices.get(key) not in (None, ""):
             params[name] = str(choices[key])
     if choices.get("scale") == "custom" and choices.get("scale_custom") is not None:
         params["scale"] = f"{float(choices['scale_custom']):g}"
@@ -42,7 +43,7 @@ def choices_from(params, current_source=None):
     source = choices.get("source", current_source)
     for name, key in SOURCE_KEYS.get(source, {}).items():
         if params.get(name):
-            value = params[name] if name == "criterion" else _number(params[name], int)
+            value = params[name] if name in TEXT_PARAMS else _number(params[name], int)
             if value is not None:
                 choices[key] = value
     threshold = _number(params.get("threshold"), float)

@@ -408,11 +408,10 @@ class _Trainer:
 
     def _prune(self, batch, epoch=None):
         """Recompute the masks with the criterion and zero the selected filters (and their state)."""
-        target = self.config.layer_rates if self.config.layer_rates is not None else self.config.rate
-        # The ramp scales every layer's rate alike.
-        rate = target if epoch is None else (
-            {name: self.schedule.rate_after(epoch, r) for name, r in target.items()} if isinstance(target, dict)
-            else self.schedule.rate_after(epoch, target))
+        rate = self.config.layer_rates if self.config.layer_rates is not None else self.config.rate
+        if epoch is not None:  # the ramp scales every layer's rate alike
+            ramp = self.schedule.rate_after
+            rate = {name: ramp(epoch, r) for name, r in rate.items()} if isinstance(rate, dict) else ramp(epoch, rate)
         removed = select_filters(self.net, self.config.criterion, rate, batch=batch, seed=self.config.seed)
         if self.config.keep_pruned and self.masks is not None:
             removed = _keeping_pruned(self.masks, removed)

@@ -36,6 +36,11 @@ def test_compare_prunes_one_shot_at_group_rates(weights_dir):
     nonzero = [m.value for m in at.metric if m.label == "Parameters (nonzero)"][-1]
     assert nonzero == f"{count_parameters(model).nonzero:,}"
     assert any(f"NO fine-tuning · {removed} filters removed" in c.value for c in at.caption)
+    assert at.query_params["groups"] == TEXT  # the page's link names the group rates ...
+    linked = AppTest.from_file(APP, default_timeout=600).switch_page("pages/1_Compare.py")
+    linked.query_params.update(source="oneshot", criterion="fpgm", groups=TEXT, sample="grace_hopper.jpg")
+    linked.run()  # ... and opening it prunes at them
+    assert not linked.exception and linked.subheader[-1].value == at.subheader[-1].value
 
     at.text_input(key="oneshot_group_rates").set_value("0.1,0.2").run()
     assert not at.exception

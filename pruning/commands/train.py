@@ -175,11 +175,12 @@ def run(args):
 
 
 def _rate_settings(args, detector):
-    """``{"rate": r}`` or ``{"layer_rates": {...}}`` from the rate options, ``{}`` without them."""
+    """``{"layer_rates": {...}}`` or ``{"rate": r, "layer_rates": None}`` from the rate options (so
+    that a resumed run given other rates than its own is refused), ``{}`` without them."""
     rates = rates_from_args(args, detector)
     if rates is None:
         return {}
-    return {"layer_rates": rates} if isinstance(rates, dict) else {"rate": rates}
+    return {"layer_rates": rates} if isinstance(rates, dict) else {"rate": rates, "layer_rates": None}
 
 
 class _ProgressBar:
