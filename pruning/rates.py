@@ -174,17 +174,14 @@ def describe_rates(arch, rates):
         return f"{rates * 100:g} %"
     try:
         groups = layer_groups(arch)
-    except FacedetError:
+    except FacedetError:  # an unknown detector: no groups to name
         groups = []
-    per_group = []
-    for names in groups:
-        values = {rates.get(name, 0.0) for name in names}
-        per_group.append(values)
-    if groups and all(len(values) <= 1 for values in per_group) and set(rates) <= {n for g in groups for n in g}:
+    per_group = [{rates.get(name, 0.0) for name in names} for names in groups]
+    if groups and all(len(values) <= 1 for values in per_group):
         # A group without prunable convs (EXTD's head) has no rate of its own here: "-".
         return "groups " + "/".join(f"{next(iter(values)):g}" if values else "-" for values in per_group)
     values = list(rates.values()) or [0.0]
-    return f"per layer ({len(rates)} layers, {min(values):g}-{max(values):g})"
+    return f"per layer ({len(rates)} layer{'' if len(rates) == 1 else 's'}, {min(values):g}-{max(values):g})"
 
 
 def run_rates(run):

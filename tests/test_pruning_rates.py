@@ -137,7 +137,7 @@ def test_describe_names_group_rates_back(weights_dir):
     assert describe_rates("eresfd", group_layer_rates("eresfd", rates)) == "groups 0.213/0.045/0.305/0.471/0.321/0.448"
     assert describe_rates("extd", group_layer_rates("extd", BFPGM["bfpgm-extd-20"].group_rates)) == \
         "groups 0.311/0.157/0.324/0.216/0.311/-"
-    assert describe_rates("eresfd", {"base.conv1.0": 0.5}).startswith("per layer (1 layers")
+    assert describe_rates("eresfd", {"base.conv1.0": 0.5}) == "per layer (1 layer, 0.5-0.5)"
     assert describe_rates("eresfd", 0.3) == "30 %"
 
 
