@@ -2,7 +2,8 @@
 
 Models are identified by a short key string so that the caches can hash them cheaply:
 ``published:<registry name>`` (the paper's and B-FPGM's), ``file:<checkpoint path>``,
-``oneshot:<arch>:<criterion>:<rate>`` or ``peer:<registry name>`` (YuNet, run by OpenCV).
+``oneshot:<arch>:<criterion>:<rate>``, ``oneshot:<arch>:<criterion>:groups=<r1,...,r6>`` (group rates) or
+``peer:<registry name>`` (YuNet, run by OpenCV).
 """
 
 import hashlib
@@ -18,12 +19,23 @@ def file_key(path):
     return f"file:{path}"
 
 
-def oneshot_key(arch, criterion, rate):
+def oneshot_key(arch, criterion, rate, groups=None):
+    if groups is not None:
+        return f"oneshot:{arch}:{criterion}:groups={','.join(f'{r:g}' for r in groups)}"
     return f"oneshot:{arch}:{criterion}:{rate:.2f}"
 
 
 def peer_key(name):
     return f"peer:{name}"
+
+
+def _oneshot_rates(arch, rate):
+    """The rates of a one-shot key's last part: a float, or group rates as ``{conv name: rate}``."""
+    from app_support.engine import layer_rates_of_groups
+
+    if rate.startswith("groups="):
+        return layer_rates_of_groups(arch, [float(r) for r in rate[len("groups="):].split(",")])
+    return float(rate)
 
 
 # The pages detect on photos of every size and switch models often: PyTorch (BatchNorm folded) is
@@ -48,7 +60,7 @@ def detector(model_key, backend=INTERACTIVE_BACKEND):
 
         arch, criterion, rate = rest.split(":")
         base = detector(published_key(arch))
-        return Detector(one_shot(base.model, criterion, float(rate)), arch, base.config, device="auto",
+        return Detector(one_shot(base.model, criterion, _oneshot_rates(arch, rate)), arch, base.config, device="auto",
                         backend=backend)
     raise ValueError(f"unknown model key {model_key!r}")
 
@@ -67,10 +79,11 @@ def detections(model_key, image_key, _image, scale=None):
 
 
 @st.cache_data(max_entries=64, show_spinner="Finding the removed filters…")
-def removed_filters(arch, criterion, rate, source):
+def removed_filters(arch, criterion, rate, source, groups=None):
     """{layer: removed filter indices} of ``arch`` pruned by ``criterion`` at ``rate``: from the
     published checkpoint (its all-zero filters; ``source`` published or bfpgm, B-FPGM's at target
-    sparsity ``rate``) or from the engine's one-shot selection."""
+    sparsity ``rate``) or from the engine's one-shot selection (at the group rates ``groups``
+    instead of ``rate`` when given)."""
     if source in ("published", "bfpgm"):
         from facedet.viz.layers import zero_filters
         from facedet.weights import bfpgm_name, pretrained_name
@@ -80,6 +93,10 @@ def removed_filters(arch, criterion, rate, source):
         return {layer: indices for layer, indices in zeros.items() if indices}
     from app_support.engine import layer_selection
 
+    if groups is not None:
+        from app_support.engine import layer_rates_of_groups
+
+        rate = layer_rates_of_groups(arch, groups)
     return layer_selection(detector(published_key(arch)).model, criterion, rate)
 
 

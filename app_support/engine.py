@@ -38,6 +38,40 @@ def layer_selection(model, criterion, rate):
     return {layer: [int(i) for i in indices] for layer, indices in select(model, criterion, rate).items()}
 
 
+def group_rates(arch, text):
+    """The group rates typed as ``r1,...,r6`` for ``arch`` (a tuple), None for an empty field; a
+    one-line FacedetError for a wrong count, a rate out of [0, 1) or text that is no numbers."""
+    from pruning.rates import group_layer_rates, parse_group_rates
+
+    if not text or not text.strip():
+        return None
+    rates = tuple(parse_group_rates(text))
+    group_layer_rates(arch, rates)  # checks the count and every rate against the detector's groups
+    return rates
+
+
+def layer_rates_of_groups(arch, rates):
+    """``{conv name: rate}`` of ``arch``'s prunable convs for group rates (what the criteria take)."""
+    from pruning.rates import group_layer_rates
+
+    return group_layer_rates(arch, rates)
+
+
+def group_rates_help(arch):
+    """What each of ``arch``'s layer groups holds, for a field's help text."""
+    from facedet.models import detector_spec
+
+    groups = detector_spec(arch).layer_groups
+    return "; ".join(f"{i}: {', '.join(groups[i - 1])}" for i in range(1, len(groups) + 1))
+
+
+def describe_rates(arch, rates):
+    """``30 %``, ``groups 0.2/0/…`` or ``per layer (…)``: how the pages name rates."""
+    from pruning.rates import describe_rates as describe
+
+    return describe(arch, rates)
+
+
 def rate_effects(model, criterion, rates):
     """``{rate: RateEffect}``: the filters each one-shot rate really removes, and the rates that make the same model."""
     from pruning import rate_effects as effects
@@ -112,9 +146,13 @@ DETECTORS = {name: spec.display_name for name, spec in _SPECS.items()}  # the re
 
 
 def run_label(run, data=True):
-    """``#12 EResFD FPGM 30 % (sample set)``: how the pages name a run."""
-    label = (f"#{run['id']} {DETECTORS.get(run['detector'], run['detector'])} "
-             f"{criterion_label(run['criterion'])} {round(run['rate'] * 100)} %")
+    """``#12 EResFD FPGM 30 % (sample set)`` (or ``… groups 0.2/0/… …`` for group rates): how the pages name a run."""
+    rates = f"{round(run['rate'] * 100)} %"
+    if run.get("layer_rates"):
+        from pruning.rates import run_rates
+
+        rates = run_rates(run)
+    label = f"#{run['id']} {DETECTORS.get(run['detector'], run['detector'])} {criterion_label(run['criterion'])} {rates}"
     return f"{label} ({run_data(run)})" if data else label
 
 

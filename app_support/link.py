@@ -1,7 +1,7 @@
 """Deep links to a comparison: the Compare page's choices as query parameters, and back.
 
 ``?arch=eresfd&source=published&criterion=fpgm&rate=30&sample=office-group-13.jpg`` reopens that
-comparison. Parameters only name values; the page checks each against what it offers when it
+comparison (``groups=r1,...,r6``: a one-shot prune at group rates). Parameters only name values; the page checks each against what it offers when it
 draws the widget (``app_support.page.restore``), so a stale or mistyped link falls back to the
 defaults instead of failing.
 """
@@ -11,16 +11,16 @@ from app_support.facts import CUSTOM_SCALE_RANGE
 # Per source, the widgets that ``criterion`` and ``rate`` stand for.
 SOURCE_KEYS = {
     "published": {"criterion": "criterion", "rate": "rate"},
-    "oneshot": {"criterion": "oneshot_criterion", "rate": "oneshot_rate"},
+    "oneshot": {"criterion": "oneshot_criterion", "rate": "oneshot_rate", "groups": "oneshot_group_rates"},
     "session": {"run": "session"},
     "bfpgm": {"rate": "bfpgm_rate"},
     "peer": {"peer": "peer"},
 }
-TEXT_PARAMS = ("criterion", "peer")  # the others are numbers
+TEXT_PARAMS = ("criterion", "peer", "groups")  # the others are numbers
 PLAIN_KEYS = ("arch", "left", "source", "sample", "scale")
 # Every widget key a link can set.
-CHOICE_KEYS = PLAIN_KEYS + ("criterion", "rate", "oneshot_criterion", "oneshot_rate", "session", "bfpgm_rate", "peer",
-                            "threshold", "scale_custom")
+CHOICE_KEYS = PLAIN_KEYS + ("criterion", "rate", "oneshot_criterion", "oneshot_rate", "oneshot_group_rates", "session",
+                            "bfpgm_rate", "peer", "threshold", "scale_custom")
 
 
 def params_for(choices):
@@ -30,7 +30,7 @@ def params_for(choices):
     ``scale``, ``scale_custom``): only those that apply to the chosen source and scale."""
     params = {name: str(choices[name]) for name in PLAIN_KEYS if choices.get(name) is not None}
     for name, key in SOURCE_KEYS.get(choices.get("source"), {}).items():
-        if choices.get(key) is not None:
+        if choices.get(key) not in (None, ""):
             params[name] = str(choices[key])
     if choices.get("scale") == "custom" and choices.get("scale_custom") is not None:
         params["scale"] = f"{float(choices['scale_custom']):g}"

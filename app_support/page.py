@@ -80,3 +80,16 @@ def legend(items):
         f"<span style='display:inline-block;width:1.6em;height:0.9em;border:3px solid rgb{tuple(rgb)};"
         f"vertical-align:middle'></span>&nbsp;{text}" for rgb, text in items.items())
     st.markdown(f"<div style='font-size:1.1rem'>{chips}</div>", unsafe_allow_html=True)
+
+
+
+def group_rates_text(container, arch, key):
+    """An expander holding a text field "Group rates" (``r1,...,r6``: one rate per layer group of
+    ``arch``, replacing the uniform rate when filled); returns the text (``engine.group_rates``
+    reads it)."""
+    from app_support import engine
+
+    with container.expander("Group rates (B-FPGM's layer groups), instead of one rate"):
+        return kept(st.text_input, "Group rates", key=key, default="", placeholder="e.g. 0.2,0,0.08,0.2,0.2,0.17",
+                    help=f"Comma-separated, one rate per layer group (each at least 0, below 1); empty: the "
+                         f"rate above. Groups of this detector: {engine.group_rates_help(arch)}.")

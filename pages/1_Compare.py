@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_support import cached, facts, link
-from app_support.page import KEPT, choose, kept, legend, setup, upload_limit
+from app_support.page import KEPT, choose, group_rates_text, kept, legend, setup, upload_limit
 from app_support import engine
 from app_support.engine import DETECTORS, criterion_label, oneshot_criteria, session_checkpoints
 from facedet.compare import match_detections
@@ -116,8 +116,14 @@ with st.sidebar:
                     format_func=(lambda r: facts.rate_label(r, effects[r])) if effects else (lambda r: f"{r} %"),
                     help="Each layer loses int(n × rate) of its n filters: on small layers nearby rates "
                          "round to the same model, and a low rate can remove nothing (the label says so).")
-        pruned_key = cached.oneshot_key(arch, criterion, rate / 100)
-        pruned_label = (f"{DETECTORS[arch]} {criterion_label(criterion)} {rate} %",
+        try:
+            groups = engine.group_rates(arch, group_rates_text(st, arch, "oneshot_group_rates"))
+        except FacedetError as err:
+            st.error(f"Group rates: {err}")
+            st.stop()
+        pruned_key = cached.oneshot_key(arch, criterion, rate / 100, groups)
+        shown_rates = f"{rate} %" if groups is None else engine.describe_rates(arch, engine.layer_rates_of_groups(arch, groups))
+        pruned_label = (f"{DETECTORS[arch]} {criterion_label(criterion)} {shown_rates}",
                         "one-shot pruned just now, NO fine-tuning")
     else:
         sessions, problem = {}, None
@@ -179,7 +185,11 @@ except FacedetError as err:
     st.stop()
 original = original[original[:, 4] >= threshold]
 pruned = pruned[pruned[:, 4] >= threshold]
-if source == "oneshot" and effects:  # the rate asked for, and what it really removed from this model
+if source == "oneshot" and groups is not None:  # what the group rates really removed from this model
+    removed = sum(map(len, cached.removed_filters(arch, criterion, None, "oneshot", groups).values()))
+    total, nonzero = cached.parameter_count(pruned_key)
+    pruned_label = (pruned_label[0], f"{pruned_label[1]} · {removed} filters removed, sparsity {1 - nonzero / total:.1%}")
+elif source == "oneshot" and effects:  # the rate asked for, and what it really removed from this model
     removed = sum(map(len, cached.removed_filters(arch, criterion, rate / 100, "oneshot").values()))
     total, nonzero = cached.parameter_count(pruned_key)
     done = facts.oneshot_text(rate, removed, effects[rate], 1 - nonzero / total)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from app_support import engine
 from app_support.engine import DETECTORS
-from app_support.page import kept, read_only, setup, upload_limit
+from app_support.page import group_rates_text, kept, read_only, setup, upload_limit
 from facedet.errors import FacedetError
 from pruning.paths import data_roots, wider_roots
 from pruning.presets import preset_settings
@@ -50,6 +50,7 @@ with form:
                          key="prune_criterion", default="fpgm" if "fpgm" in criteria else criteria[0], allowed=criteria)
         rate = kept(st.select_slider, "Pruning rate (per layer)", RATES, format_func=lambda r: f"{r} %",
                     key="prune_rate", default=30, allowed=RATES)
+        groups_text = group_rates_text(st, arch, "prune_group_rates")
         data = kept(st.radio, "Training data", list(DATA), format_func=DATA.get, key="prune_data",
                     default=next(iter(DATA)), allowed=DATA)
         uploads = st.file_uploader("Photos to train on (for 'My photos')", type=list(IMAGE_TYPES),
@@ -83,7 +84,16 @@ with form:
             options["crop_size"] = int(crop_size)
         source, photos, wider = ("photos", None, None)
         error = None
-        if data == "upload":
+        try:
+            groups = engine.group_rates(arch, groups_text)
+        except FacedetError as err:
+            error = f"Group rates: {err}"
+        else:
+            if groups is not None:
+                options["layer_rates"] = engine.layer_rates_of_groups(arch, groups)
+        if error:
+            pass
+        elif data == "upload":
             if not uploads:
                 error = "Upload a few photos first (or choose another training data)."
             else:
@@ -223,6 +233,13 @@ def session_board():
     _interrupted_runs()
 
 
+def _rates(config):
+    """``30 %``, or the group (or per-layer) rates of a session."""
+    if config.layer_rates is not None:
+        return engine.describe_rates(config.detector, config.layer_rates)
+    return f"{round(config.rate * 100)} %"
+
+
 def _cleared():
     """Ids of ended sessions this browser session cleared from the board."""
     return st.session_state.setdefault("prune_cleared", set())
@@ -252,7 +269,7 @@ def _card_title(s):
     config = s.config
     run = f"run #{s.run_id}" if s.run_id is not None else "no run yet"
     when = time.strftime("%H:%M:%S", time.localtime(s.started_at or s.submitted_at))
-    return (f"**{DETECTORS[config.detector]} {engine.criterion_label(config.criterion)} {round(config.rate * 100)} %**"
+    return (f"**{DETECTORS[config.detector]} {engine.criterion_label(config.criterion)} {_rates(config)}**"
             f" · {run} · {'started' if s.started_at else 'queued'} {when}{' · resumed' if s.resumed else ''}"
             f" · **{s.state}**")
 

@@ -3,7 +3,8 @@
 import streamlit as st
 
 from app_support import cached, facts
-from app_support.page import kept, setup
+from app_support import engine
+from app_support.page import group_rates_text, kept, setup
 from app_support.engine import DETECTORS, criterion_label, oneshot_criteria
 from facedet.errors import FacedetError
 from facedet.viz.layers import filter_map_figure, layer_table, removed_figure, share_figure
@@ -25,7 +26,7 @@ arch = kept(controls[0].radio, "Detector", list(DETECTORS), format_func=DETECTOR
             default=next(iter(DETECTORS)), allowed=DETECTORS)
 source = kept(controls[1].radio, "Pruned filters from", list(SOURCES), format_func=SOURCES.get, key="layers_source",
               default="published", allowed=SOURCES)
-rounding = None
+rounding, groups = None, None
 if source == "published":
     criteria = ["fpgm", "l1"]
     rate = kept(controls[2].select_slider, "Pruning rate", PUBLISHED_RATES, format_func=lambda r: f"{r} %",
@@ -46,13 +47,20 @@ else:
     rate = kept(controls[2].select_slider, "Pruning rate", ONESHOT_RATES, key="layers_oneshot_rate", default=30,
                 allowed=ONESHOT_RATES,
                 format_func=(lambda r: facts.rate_label(r, effects[r])) if effects else (lambda r: f"{r} %"))
+    try:
+        groups = engine.group_rates(arch, group_rates_text(controls[2], arch, "layers_group_rates"))
+    except FacedetError as err:
+        st.error(f"Group rates: {err}")
+        st.stop()
     if not criteria:
         st.info("Pick at least one criterion.")
         st.stop()
-    rounding = facts.rounding_note(arch, effects)
+    rounding = facts.rounding_note(arch, effects) if groups is None else (
+        f"At the group rates {engine.describe_rates(arch, engine.layer_rates_of_groups(arch, groups))[len('groups '):]} "
+        "(groups 1-6), not the rate slider; each layer loses int(n × its group's rate) of its n filters.")
 
 try:
-    removed = {c: cached.removed_filters(arch, c, rate / 100, source) for c in criteria}
+    removed = {c: cached.removed_filters(arch, c, rate / 100, source, groups) for c in criteria}
     dense = cached.detector(cached.published_key(arch)).model
 except FacedetError as err:
     st.error(f"Cannot load the models: {err}")
@@ -104,4 +112,4 @@ for c in criteria:
 with st.expander("The numbers, per layer"):
     st.dataframe(table, hide_index=True, width="stretch")
     st.download_button("Download as CSV", data=table.to_csv(index=False),
-                       file_name=f"layers-{arch}-{source}-{rate}.csv", mime="text/csv")
+                       file_name=f"layers-{arch}-{source}-{rate if groups is None else 'groups'}.csv", mime="text/csv")

@@ -7,7 +7,9 @@ Public API (imported lazily, so ``import pruning`` is cheap):
 - ``one_shot_prune(model, criterion, rate) -> masks``: mask the selected filters in place;
   masks are ``{conv name: BoolTensor[out_channels]}`` (True = kept).
 - ``select_filters(model, criterion, rate)`` / ``layer_selection(model, criterion, rate)``:
-  ``{layer: removed filter indices}``, the model untouched.
+  ``{layer: removed filter indices}``, the model untouched. ``rate`` is one rate or ``{conv name:
+  rate}``; ``group_layer_rates(detector, group_rates)`` turns B-FPGM's six group rates into those
+  (``pruning.rates``).
 - ``rate_effects(model, criterion, rates) -> {rate: RateEffect}``: how many filters each rate
   really removes, and which rates make the same model (small layers round nearby rates alike).
 - ``apply_masks``, ``masks_of``: put masks on a model, read them back from its zero filters.
@@ -33,6 +35,8 @@ _EXPORTS = {
     "select_filters": "pruning.criteria",
     "layer_selection": "pruning.criteria",
     "rate_effects": "pruning.criteria",
+    "group_layer_rates": "pruning.rates",
+    "layer_rates": "pruning.rates",
     "apply_masks": "pruning.masks",
     "masks_of": "pruning.masks",
     "compact_model": "pruning.compact",

@@ -1,4 +1,4 @@
-"""Pruning criteria: which filters of every prunable conv to remove at a given rate.
+"""Pruning criteria: which filters of every prunable conv to remove at given rates.
 
 - ``fpgm`` and ``l1``: NNI 3.0's ``FPGMPruner`` and ``L1NormPruner``, configured as in the paper
   (every conv outside the detection head, ``sparse_ratio`` = the rate in each layer).
@@ -7,7 +7,8 @@
 - ``slimming`` (PruneFaceDet): the smallest |gamma| of the BatchNorm that follows each conv; the
   L1 penalty that drives those gammas down is its ``regularize``, which training adds to the loss.
 
-Every criterion removes ``int(n * rate)`` of a layer's ``n`` filters (NNI's rule). Each is one
+Every criterion removes ``int(n * rate)`` of a layer's ``n`` filters (NNI's rule), at one rate for
+every layer or at a rate per layer (``pruning.rates``: group rates resolve to those). Each is one
 ``Criterion`` object in ``CRITERIA``; adding one is a subclass and a ``register_criterion`` call
 (README, "Extending").
 """
@@ -24,13 +25,15 @@ from facedet.errors import FacedetError
 from facedet.models import detector_spec
 from pruning.graph import dependency_graph, out_channel_group, prunable_convs
 from pruning.masks import apply_masks, masks_from_removed
+from pruning.rates import check_rate, check_rates, filters_to_remove, layer_rates, removes_nothing  # noqa: F401
 
 
 class Criterion:
-    """Which filters of every prunable conv to remove at a rate: one subclass per criterion.
+    """Which filters of every prunable conv to remove at given rates: one subclass per criterion.
 
-    ``select(model, rate, batch, seed) -> {conv name: removed indices}`` (the model untouched;
-    ``int(n * rate)`` of each layer's ``n`` filters); ``regularize(model, loss, strength) -> loss``
+    ``select(model, rates, batch, seed) -> {conv name: removed indices}`` (the model untouched;
+    ``rates`` a float or ``{conv name: rate}``, checked by ``select_filters``; ``int(n * rate)`` of
+    each layer's ``n`` filters, ``layer_rates(model, rates)`` gives every layer's rate); ``regularize(model, loss, strength) -> loss``
     adds the training penalty a criterion relies on (none by default); ``needs_data``: ``select``
     uses a batch. Register an instance with ``register_criterion``.
     """
@@ -38,7 +41,7 @@ class Criterion:
     name = label = description = ""
     needs_data = False
 
-    def select(self, model, rate, batch=None, seed=0):
+    def select(self, model, rates, batch=None, seed=0):
         raise NotImplementedError
 
     def regularize(self, model, loss, strength):
@@ -50,17 +53,23 @@ class Criterion:
 
 
 class NNICriterion(Criterion):
-    """The paper's criteria: NNI 3.0's pruners, ``sparse_ratio`` = the rate in every prunable conv."""
+    """The paper's criteria: NNI 3.0's pruners, one config entry per prunable conv with its rate as
+    ``sparse_ratio`` (the paper's uniform rate: the same in every entry)."""
 
     def __init__(self, name, label, pruner, description):
         self.name, self.label, self.pruner, self.description = name, label, pruner, description
 
-    def select(self, model, rate, batch=None, seed=0):
+    def select(self, model, rates, batch=None, seed=0):
         import nni.compression.pruning as nni_pruning
 
         work = copy.deepcopy(model).cpu()
-        names = [name for name, _ in prunable_convs(work)]
-        config = [{"op_types": ["Conv2d"], "op_names": names, "sparse_ratio": rate}]
+        convs = dict(prunable_convs(work))
+        per_layer = layer_rates(work, rates)
+        # Layers that lose no filter are left out: NNI would only wrap them.
+        names = [name for name, rate in per_layer.items() if filters_to_remove(convs[name].out_channels, rate)]
+        if not names:
+            return {}
+        config = [{"op_types": ["Conv2d"], "op_names": [name], "sparse_ratio": per_layer[name]} for name in names]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pruner = getattr(nni_pruning, self.pruner)(work, config)
@@ -81,8 +90,9 @@ class TorchPruningCriterion(Criterion):
         self.name, self.label, self.importance, self.description = name, label, importance, description
         self.needs_data = needs_data
 
-    def select(self, model, rate, batch=None, seed=0):
+    def select(self, model, rates, batch=None, seed=0):
         work = copy.deepcopy(model)
+        per_layer = layer_rates(work, rates)
         if self.needs_data:
             _accumulate_gradients(work, batch)
         importance = self.importance()
@@ -91,7 +101,7 @@ class TorchPruningCriterion(Criterion):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for name, conv in prunable_convs(work):
-                k = filters_to_remove(conv.out_channels, rate)
+                k = filters_to_remove(conv.out_channels, per_layer[name])
                 if k:
                     scores = importance(out_channel_group(graph, conv)).detach().cpu()
                     removed[name] = torch.argsort(scores, stable=True)[:k].tolist()
@@ -108,12 +118,13 @@ class SlimmingCriterion(Criterion):
     def __init__(self):
         self._batchnorms = weakref.WeakKeyDictionary()  # model -> its penalised BatchNorms
 
-    def select(self, model, rate, batch=None, seed=0):
+    def select(self, model, rates, batch=None, seed=0):
         graph = _quiet(dependency_graph, model)
+        per_layer = layer_rates(model, rates)
         removed = {}
         for name, conv in prunable_convs(model):
             bn = following_batchnorm(graph, conv)
-            k = filters_to_remove(conv.out_channels, rate)
+            k = filters_to_remove(conv.out_channels, per_layer[name])
             if bn is not None and k:  # without a scaling factor to judge it by, a conv keeps its filters
                 removed[name] = torch.argsort(bn.weight.detach().abs().cpu(), stable=True)[:k].tolist()
         return removed
@@ -168,37 +179,25 @@ def check_criterion(criterion):
     return CRITERIA[criterion]
 
 
-def check_rate(rate):
-    try:
-        rate = float(rate)
-    except (TypeError, ValueError):
-        raise FacedetError(f"the pruning rate must be a number, got {rate!r}") from None
-    if not 0.0 <= rate < 1.0:
-        raise FacedetError(f"the pruning rate must be at least 0 and below 1, got {rate:g}")
-    return rate
-
-
-def filters_to_remove(n, rate):
-    return int(n * rate)
-
-
-def select_filters(model, criterion, rate, batch=None, seed=0):
-    """``{conv name: removed filter indices (sorted)}`` that ``criterion`` picks at ``rate``.
+def select_filters(model, criterion, rates, batch=None, seed=0):
+    """``{conv name: removed filter indices (sorted)}`` that ``criterion`` picks at ``rates``: one
+    rate for every prunable layer, or ``{conv name: rate}`` (``pruning.rates.group_layer_rates``
+    turns group rates into these; a layer left out keeps its filters).
 
     ``model`` is not modified. ``batch`` ``(images, targets)`` is needed by ``taylor`` (default:
     a few crops of the generated sample set); ``seed`` fixes ``random``.
     """
     chosen = check_criterion(criterion)
-    rate = check_rate(rate)
-    if rate == 0:
+    rates = check_rates(model, rates)
+    if removes_nothing(rates):
         return {}
-    removed = chosen.select(model, rate, batch=batch, seed=seed)
+    removed = chosen.select(model, rates, batch=batch, seed=seed)
     return {name: sorted(int(i) for i in idx) for name, idx in removed.items() if len(idx)}
 
 
-def one_shot_prune(model, criterion, rate, batch=None, seed=0):
-    """Mask the filters ``criterion`` selects at ``rate`` (in place); returns the masks."""
-    masks = masks_from_removed(model, select_filters(model, criterion, rate, batch=batch, seed=seed))
+def one_shot_prune(model, criterion, rates, batch=None, seed=0):
+    """Mask the filters ``criterion`` selects at ``rates`` (as ``select_filters``; in place); returns the masks."""
+    masks = masks_from_removed(model, select_filters(model, criterion, rates, batch=batch, seed=seed))
     apply_masks(model, masks)
     return masks
 
@@ -212,11 +211,12 @@ class RateEffect:
     same_as: tuple  # the other rates asked about that remove exactly the same filters
 
 
-def removal_counts(model, criterion, rate):
-    """``{layer name: filters removed}`` by ``criterion`` at ``rate``, for every layer it prunes."""
+def removal_counts(model, criterion, rates):
+    """``{layer name: filters removed}`` by ``criterion`` at ``rates`` (as ``select_filters``), for
+    every layer it prunes."""
     convs = check_criterion(criterion).layers(model)
-    rate = check_rate(rate)
-    return {name: filters_to_remove(conv.out_channels, rate) for name, conv in convs}
+    per_layer = layer_rates(model, rates)
+    return {name: filters_to_remove(conv.out_channels, per_layer[name]) for name, conv in convs}
 
 
 def rate_effects(model, criterion, rates):
@@ -233,10 +233,10 @@ def rate_effects(model, criterion, rates):
             for rate, count in counts.items()}
 
 
-def layer_selection(model, criterion, rate, batch=None, seed=0):
-    """``{layer name: removed filter indices}`` for every prunable layer (empty lists included);
-    the model is not modified. For comparing criteria layer by layer."""
-    removed = select_filters(model, criterion, rate, batch=batch, seed=seed)
+def layer_selection(model, criterion, rates, batch=None, seed=0):
+    """``{layer name: removed filter indices}`` for every prunable layer (empty lists included) at
+    ``rates`` (as ``select_filters``); the model is not modified. For comparing criteria layer by layer."""
+    removed = select_filters(model, criterion, rates, batch=batch, seed=seed)
     return {name: removed.get(name, []) for name, _ in prunable_convs(model)}
 
 

@@ -61,6 +61,10 @@ class SessionConfig:
         return preset_config(self.preset, **{**settings, **self.options})
 
     def label(self):
+        if self.options.get("layer_rates") is not None:  # group or per-layer rates (pruning.rates)
+            from pruning.rates import describe_rates
+
+            return f"{self.detector} {self.criterion} {describe_rates(self.detector, self.options['layer_rates'])}"
         return f"{self.detector} {self.criterion} {round(self.rate * 100)}%"
 
 

@@ -38,6 +38,8 @@ FIGURES = {
     # Agreement with the teacher on held-out photos (pruning.agreement): AP, recall, photo names (JSON).
     "agreement_ap": "REAL", "agreement_recall": "REAL", "agreement_photos": "TEXT",
     "epochs_done": "INTEGER", "final_loss": "REAL", "message": "TEXT",
+    # Per-layer rates as JSON {conv name: rate} (pruning.rates), NULL for one rate in every layer.
+    "layer_rates": "TEXT",
 }
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (

@@ -30,6 +30,7 @@ from facedet.errors import DataError, FacedetError
 from facedet.models import detector_spec
 from facedet.numerics import first_non_finite
 from pruning.criteria import CRITERIA, check_criterion, check_rate, select_filters
+from pruning.rates import check_layer_rates, removed_share
 from pruning.distill import HeadInputs, Teacher, capturing, distillation_loss
 from pruning.photos import ZOOM_RANGE
 from pruning.masks import (apply_masks, masks_from_lists, masks_from_removed, masks_to_lists, zero_gradients,
@@ -68,6 +69,9 @@ class TrainConfig:
     detector: str = "eresfd"
     criterion: str = "fpgm"
     rate: float = 0.2
+    # {conv name: rate} (pruning.rates; group rates resolve to these) instead of one rate for every
+    # layer; then ``rate`` is set to the share of prunable filters they remove (what charts plot).
+    layer_rates: dict | None = None
     weights: str | None = None  # starting point; default: the published dense model
     # The schedule's settings; their defaults (the paper's) are stated once, in Schedule.
     epochs: int = Schedule.sfp_epochs  # SFP epochs
@@ -113,6 +117,13 @@ class TrainConfig:
         detector_spec(self.detector)  # a one-line error for an unknown detector
         check_criterion(self.criterion)
         self.rate = check_rate(self.rate)
+        if self.layer_rates is not None:
+            from facedet.models import create_model
+            from pruning.graph import prunable_convs
+
+            names = [name for name, _ in prunable_convs(create_model(self.detector))]
+            self.layer_rates = check_layer_rates(self.layer_rates, names, self.detector)
+            self.rate = removed_share(self.detector, self.layer_rates)
         self._check_numbers()
         if len(self.photo_zoom) != 2 or not self.photo_zoom[0] <= self.photo_zoom[1]:
             raise FacedetError(f"photo_zoom must be two numbers, low <= high, got {self.photo_zoom}")
@@ -399,7 +410,10 @@ class _Trainer:
 
     def _prune(self, batch, epoch=None):
         """Recompute the masks with the criterion and zero the selected filters (and their state)."""
-        rate = self.schedule.rate_after(epoch, self.config.rate) if epoch is not None else self.config.rate
+        rate = self.config.layer_rates if self.config.layer_rates is not None else self.config.rate
+        if epoch is not None:  # the ramp scales every layer's rate alike
+            ramp = self.schedule.rate_after
+            rate = {name: ramp(epoch, r) for name, r in rate.items()} if isinstance(rate, dict) else ramp(epoch, rate)
         removed = select_filters(self.net, self.config.criterion, rate, batch=batch, seed=self.config.seed)
         if self.config.keep_pruned and self.masks is not None:
             removed = _keeping_pruned(self.masks, removed)
@@ -460,6 +474,7 @@ class _Trainer:
         self.run_id = self.store.start_run(
             "train", self.config.to_dict(), self.config.detector, self.config.criterion, self.config.rate,
             run_dir=str(self.run_dir.resolve()), data=self.data_description,
+            layer_rates=json.dumps(self.config.layer_rates, sort_keys=True) if self.config.layer_rates is not None else None,
         )
         _write_run_record(self.run_dir, self.run_id, self.store)
 

@@ -39,10 +39,11 @@ class LargestL1(Criterion):
 
     name, label, description = "largest-l1", "Largest L1", "filters with the largest L1 norm"
 
-    def select(self, model, rate, batch=None, seed=0):
+    def select(self, model, rates, batch=None, seed=0):
+        per_layer = criteria.layer_rates(model, rates)  # a uniform rate, or one per layer
         removed = {}
         for name, conv in prunable_convs(model):
-            k = criteria.filters_to_remove(conv.out_channels, rate)
+            k = criteria.filters_to_remove(conv.out_channels, per_layer[name])
             norms = conv.weight.detach().abs().flatten(1).sum(dim=1)
             removed[name] = torch.argsort(norms, descending=True)[:k].tolist()
         return removed
@@ -63,6 +64,9 @@ def test_a_criterion_is_one_class(largest_l1, weights_dir, monkeypatch):
     mine = select_filters(model, "largest-l1", 0.5)
     l1 = select_filters(model, "l1", 0.5)
     assert mine and all(set(mine[layer]).isdisjoint(l1[layer]) for layer in mine if layer in l1)
+    # Per-layer rates (what group rates become) reach a registered criterion as they reach the built-in ones.
+    only = select_filters(model, "largest-l1", {"base.conv1.0": 0.5, "base.m0.fpn.itm.0.conv.0": 0.25})
+    assert {layer: len(idx) for layer, idx in only.items()} == {"base.conv1.0": 4, "base.m0.fpn.itm.0.conv.0": 4}
     choices, helps = registry_options()
     assert "largest-l1" in choices["criterion"] and "Largest L1" in helps["criterion"]
     with pytest.raises(ValueError, match="registered twice"):

@@ -187,9 +187,21 @@ KEY_ALIASES = (
     *((f"{head}{level}.", f"{head}.{level}.") for head in ("loc", "conf") for level in range(NUM_LEVELS)),
 )
 
+# B-FPGM's six layer groups (its main_bayesian_prune.py, "6 Pruning Groups"), with its names
+# base.m0.layer1..5 / layer7..12 written as the canonical b2_1..5 / FEM_0..5 (KEY_ALIASES). The
+# released checkpoints fit a grouping shifted by one module at three places (README, "Non-uniform rates").
+LAYER_GROUPS = (
+    ("base.conv1", "base.conv2", "base.conv3"),
+    ("base.conv4", "base.m0.b2_1"),
+    ("base.m0.b2_2", "base.m0.b2_3"),
+    ("base.m0.b2_4", "base.m0.b2_5"),
+    ("base.m0.fpn",),
+    tuple(f"base.m0.FEM_{level}" for level in range(NUM_LEVELS)),
+)
+
 SPEC = register_detector(DetectorSpec(
     name="eresfd", display_name="EResFD", build=EResFD, auto_area=1200 * 1100, optimizer="adam", colour="#D55E00",
-    key_aliases=KEY_ALIASES,
+    key_aliases=KEY_ALIASES, layer_groups=LAYER_GROUPS,
     paper="Jeong, Yoo, Kim, Kwak: EResFD: Rediscovery of the Effectiveness of Standard Convolution for "
           "Lightweight Face Detection (2022)",
 ))

@@ -111,7 +111,12 @@ class EXTD(nn.Module):
         return ssd_head(self.features(x), self.loc, self.conf, MAXOUT_BACKGROUND, activation=None)
 
 
+# B-FPGM's six layer groups (its main_baysian_prune.py). Group 6 is the detection head, which this
+# project never prunes: its rate may only be one that removes no head filter (pruning.rates).
+LAYER_GROUPS = (("base.0", "base.1"), ("base.2", "base.3"), ("base.4",), ("base.5",), ("upfeat",), ("loc", "conf"))
+
 SPEC = register_detector(DetectorSpec(
     name="extd", display_name="EXTD", build=EXTD, auto_area=1700 * 1200, optimizer="sgd", colour="#0072B2",
+    layer_groups=LAYER_GROUPS,
     paper="Yoo, Dan, Yun: EXTD: Extremely Tiny Face Detector via Iterative Filter Reuse (2019)",
 ))

@@ -2,7 +2,7 @@
 
 A ``DetectorSpec`` names the architecture, builds it, and states what inference, training,
 pruning, the command lines and the app need: its automatic-scale area, anchors, which convs form
-the detection head (never pruned), the optimizer its authors trained it with, its chart colour.
+the detection head (never pruned), its layer groups (non-uniform rates), the optimizer its authors trained it with, its chart colour.
 Each architecture file registers its spec with ``register_detector``; ``facedet.models`` imports
 them all. Adding a detector is one file (plus its checkpoint rows in ``facedet/pretrained.json``).
 """
@@ -25,6 +25,9 @@ class DetectorSpec:
     # (alias prefix, canonical prefix) of key names some released files also store: the same tensors
     # registered twice upstream. The loader drops an alias key only once it equals its canonical tensor.
     key_aliases: tuple = ()
+    # B-FPGM's layer groups (one pruning rate each): module-name prefixes per group, as B-FPGM's code
+    # defines them; a conv belongs to the group naming it or a module above it (pruning.rates).
+    layer_groups: tuple = ()
     optimizer: str = "adam"  # the authors' training optimizer, the "auto" choice of pruning.train
     colour: str = "#000000"  # chart colour (Okabe-Ito: readable with colour-blindness, on projectors)
     paper: str = ""  # citation

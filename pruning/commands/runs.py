@@ -23,7 +23,8 @@ def register(subparsers, name, help_text):
 
 
 COLUMNS = (("id", 4), ("kind", 6), ("status", 9), ("detector", 8), ("criterion", 9), ("rate", 5),
-           ("epochs_done", 6), ("final_loss", 8), ("nonzero_parameters", 9), ("ap_easy", 7), ("created_at", 25))
+           ("epochs_done", 6), ("final_loss", 8), ("nonzero_parameters", 9), ("ap_easy", 7), ("created_at", 25),
+           ("rates", 5))  # last: group rates are wider than a column
 
 
 def run(args):
@@ -60,7 +61,10 @@ def run(args):
     print(f"{len(runs)} runs in {store.path}")
     if runs:
         print("  ".join(name[:width].ljust(width) for name, width in COLUMNS))
+    from pruning.rates import run_rates
+
     for r in runs:
+        r = dict(r, rates=run_rates(r))
         print("  ".join(_cell(r.get(name)).ljust(width) for name, width in COLUMNS))
     return 0
 

@@ -12,11 +12,11 @@ import os
 import sys
 
 from facedet import cli_types
+from pruning.commands.rate_options import add_rate_options, rates_from_args
 
 
 # Help per TrainConfig field; the options themselves are generated from the fields.
 HELP = {
-    "rate": "pruning rate per layer (required for a new run)",
     "weights": "starting checkpoint, and the teacher when distilling (default: the published dense model)",
     "epochs": "SFP epochs (paper: 200)",
     "finetune_epochs": "fine-tuning epochs with frozen masks (paper: 10)",
@@ -58,6 +58,7 @@ HELP = {
     "threads": "CPU threads for torch (default: all cores)",
 }
 CHOICES = {"optimizer": ("auto", "sgd", "adam"), "device": ("auto", "cpu", "cuda")}
+RATE_FIELDS = ("rate", "layer_rates")  # options of their own (rate_options): --rate, --group-rates, --layer-rates
 
 
 def registry_options():
@@ -85,7 +86,10 @@ def register(subparsers, name, help_text):
     p.add_argument("--preset", choices=tuple(PRESETS), default="paper",
                    help="starting settings: paper (the paper's schedule) or quick (the app's few-minute session "
                         "on the project's photos, distilled); options given override them")
+    add_rate_options(p, required=False)  # a new run needs one of them: checked in run()
     for field in fields(TrainConfig):
+        if field.name in RATE_FIELDS:
+            continue
         flag = "--" + field.name.replace("_", "-")
         kind = type(field.default) if field.default is not None else (int if field.name.endswith(("images", "threads")) else str)
         if field.name in ("rate",) or kind is float:
@@ -117,14 +121,20 @@ def run(args):
     from pruning.presets import preset_config
     from pruning.train import TrainConfig, read_saved_config
 
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+             if f.name not in RATE_FIELDS and getattr(args, f.name) is not None}
     run_dir = Path(args.run_dir)
     if args.resume:
-        config = TrainConfig.from_dict({**read_saved_config(run_dir), **given})
+        saved = read_saved_config(run_dir)
+        given.update(_rate_settings(args, given.get("detector", saved.get("detector"))))
+        config = TrainConfig.from_dict({**saved, **given})
     else:
-        missing = [f"--{name}" for name in ("detector", "criterion", "rate") if name not in given]
+        missing = [f"--{name}" for name in ("detector", "criterion") if name not in given]
+        if args.rate is None and args.group_rates is None and args.layer_rates is None:
+            missing.append("--rate (or --group-rates, --layer-rates)")
         if missing:
             raise DataError(f"a new run needs {', '.join(missing)}")
+        given.update(_rate_settings(args, given["detector"]))
         config = preset_config(args.preset, **given)
     pick_device(config.device)  # an unknown or absent device is reported before any work
     from pruning.store import ResultsStore
@@ -162,6 +172,15 @@ def run(args):
 
         print(NOTICE, file=sys.stderr)
     return 0
+
+
+def _rate_settings(args, detector):
+    """``{"layer_rates": {...}}`` or ``{"rate": r, "layer_rates": None}`` from the rate options (so
+    that a resumed run given other rates than its own is refused), ``{}`` without them."""
+    rates = rates_from_args(args, detector)
+    if rates is None:
+        return {}
+    return {"layer_rates": rates} if isinstance(rates, dict) else {"rate": rates, "layer_rates": None}
 
 
 class _ProgressBar:
