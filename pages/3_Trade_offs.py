@@ -7,7 +7,7 @@ from app_support.facts import latency_stats, measure_latency
 from app_support.page import kept, setup
 from app_support.engine import user_runs
 from facedet.errors import FacedetError
-from facedet.viz.tradeoffs import AGREEMENT, COSTS, SUBSETS, tradeoff_figure, tradeoff_table
+from facedet.viz.tradeoffs import AGREEMENT, COSTS, SAMPLE_SET, SUBSETS, tradeoff_figure, tradeoff_table
 from facedet.peers import peer_names
 from facedet.weights import BFPGM, PRETRAINED
 
@@ -15,9 +15,11 @@ setup("Trade-offs", "Accuracy against model cost: the paper's Figures 2–3, wit
 
 controls = st.columns([1, 2, 1])
 # Kept when the user visits another page (Streamlit forgets the state of widgets it does not draw).
-subset = kept(controls[0].segmented_control, "Accuracy", SUBSETS + (AGREEMENT,), required=True, key="subset",
-              default="easy", allowed=SUBSETS + (AGREEMENT,),
-              format_func=lambda s: "Agreement (photos)" if s == AGREEMENT else f"WIDER {s.capitalize()}")
+ACCURACY = SUBSETS + (AGREEMENT, SAMPLE_SET)  # each on its own axis: WIDER FACE numbers never share one with others
+subset = kept(controls[0].segmented_control, "Accuracy", ACCURACY, required=True, key="subset",
+              default="easy", allowed=ACCURACY,
+              format_func=lambda s: {AGREEMENT: "Agreement (photos)", SAMPLE_SET: "Sample set (generated)"}.get(
+                  s, f"WIDER {s.capitalize()}"))
 cost = kept(controls[1].segmented_control, "Model cost (log axis)", list(COSTS), required=True, key="cost",
             default="parameters", allowed=COSTS,
             format_func={"parameters": "Parameters", "gflops": "FLOPs at 640×480", "latency_ms": "Latency here"}.get)
@@ -93,19 +95,25 @@ st.plotly_chart(figure, width="stretch", theme=None, config={
     "displaylogo": False,
     "toImageButtonOptions": {"format": "png", "scale": 2, "filename": f"tradeoff-{subset}-{cost}"}})
 
-shown = table[table[cost].notna() & table[subset].notna()]
-if subset == AGREEMENT:
+if subset == SAMPLE_SET:
+    shown = table[(table["kind"] == "run") & ~table["wider"].astype(bool) & table[cost].notna()]
+    st.caption(f"{len(shown)} runs evaluated on the generated sample set: two portraits pasted onto synthetic "
+               "backgrounds, the faces the sample-set sessions train on. Its AP says how well a run learned those "
+               "two faces, not whether it detects faces, so it is never drawn on the WIDER FACE axes.")
+elif subset == AGREEMENT:
+    shown = table[table[cost].notna() & table[subset].notna()]
     st.caption(f"{len(shown)} points: your runs' agreement with the dense model they were pruned from (AP of "
                "their detections against the dense model's on held-out photos they never trained on). It is "
                "not a WIDER FACE AP and is never drawn on the WIDER FACE axes.")
 else:
+    shown = table[table[cost].notna() & table[subset].notna() & table["wider"].astype(bool)]
     st.caption(
         f"{len(shown)} points. Lines: the paper's SFP-pruned models at 10–50 % (solid FPGM, dotted L1), each "
         "starting at the authors' reproduced dense model; white diamonds: the original and reproduced "
         "baselines (Tables 1–2); grey squares: published detectors as their papers report them (protocols "
-        "differ; hover for the source); stars: your runs on WIDER FACE; pink crosses: your runs on the sample "
-        "set, which is NOT WIDER FACE and never on the Pareto front. Runs on photos have no WIDER FACE AP: "
-        "choose 'Agreement (photos)'. Click a legend entry to hide or show it. YuNet-n and YuNet-s are published "
+        "differ; hover for the source); stars: your runs on WIDER FACE. Runs on the generated sample "
+        "set are not drawn here (choose 'Sample set'), nor runs on photos, which have no WIDER FACE AP (choose "
+        "'Agreement (photos)'). Click a legend entry to hide or show it. YuNet-n and YuNet-s are published "
         "detectors too (APs from the libfacedetection.train README, single scale at the original size); they also "
         f"run here. B-FPGM's {len(BFPGM)} checkpoints are in the points' CSV with their released nonzero "
         "parameters, but not on the chart: none of our sources gives their WIDER FACE AP, and none is made up."
