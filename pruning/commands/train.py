@@ -14,7 +14,8 @@ import sys
 from facedet import cli_types
 
 
-# Help per TrainConfig field; the options themselves are generated from the fields.
+# Help per TrainConfig setting; the options themselves are generated from the settings (the config's
+# fields and its Schedule's: pruning.train.setting_fields).
 HELP = {
     "rate": "pruning rate per layer (required for a new run)",
     "weights": "starting checkpoint, and the teacher when distilling (default: the published dense model)",
@@ -73,10 +74,8 @@ def registry_options():
 
 
 def register(subparsers, name, help_text):
-    from dataclasses import fields
-
     from pruning.presets import PRESETS
-    from pruning.train import NUMBER_RANGES, TrainConfig
+    from pruning.train import NUMBER_RANGES, setting_fields
 
     choices, helps = registry_options()
     p = subparsers.add_parser(name, help=help_text, description=__doc__.splitlines()[0])
@@ -85,7 +84,7 @@ def register(subparsers, name, help_text):
     p.add_argument("--preset", choices=tuple(PRESETS), default="paper",
                    help="starting settings: paper (the paper's schedule) or quick (the app's few-minute session "
                         "on the project's photos, distilled); options given override them")
-    for field in fields(TrainConfig):
+    for field in setting_fields():
         flag = "--" + field.name.replace("_", "-")
         kind = type(field.default) if field.default is not None else (int if field.name.endswith(("images", "threads")) else str)
         if field.name in ("rate",) or kind is float:
@@ -109,15 +108,14 @@ def register(subparsers, name, help_text):
 
 
 def run(args):
-    from dataclasses import fields
     from pathlib import Path
 
     from facedet.detector import pick_device
     from facedet.errors import DataError
     from pruning.presets import preset_config
-    from pruning.train import TrainConfig, read_saved_config
+    from pruning.train import TrainConfig, read_saved_config, setting_fields
 
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
+    given = {f.name: getattr(args, f.name) for f in setting_fields() if getattr(args, f.name) is not None}
     run_dir = Path(args.run_dir)
     if args.resume:
         config = TrainConfig.from_dict({**read_saved_config(run_dir), **given})
