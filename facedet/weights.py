@@ -62,7 +62,6 @@ FAMILIES = _REGISTRY["families"]  # family -> title, license, source
 _BY_FAMILY = {family: {c["name"]: _entry(c) for c in _REGISTRY["checkpoints"] if c["family"] == family} for family in FAMILIES}
 PRETRAINED = _BY_FAMILY["paper"]
 BFPGM = _BY_FAMILY["bfpgm"]
-LICENSE = FAMILIES["paper"]["license"]
 
 
 def published(family=None):

@@ -234,7 +234,7 @@ def test_the_range_types_themselves():
 
     assert cli_types.probability("0") == 0.0 and cli_types.probability("1") == 1.0
     assert cli_types.positive_int("3") == 3 and cli_types.non_negative_int("0") == 0
-    for parse, text in ((cli_types.probability, "1.01"), (cli_types.positive_float, "0"),
+    for parse, text in ((cli_types.probability, "1.01"), (cli_types.scale, "0"),
                         (cli_types.finite_float, "-inf"), (cli_types.positive_int, "1.5"),
                         (cli_types.non_negative_int, "-1"), (cli_types.scale, "nan")):
         with pytest.raises(argparse.ArgumentTypeError):

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from facedet.compare import iou_matrix, match_detections
+from facedet.compare import match_detections
+from facedet.iou import iou_matrix
 
 
 def test_iou_of_known_boxes():
