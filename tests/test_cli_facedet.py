@@ -14,7 +14,7 @@ from facedet.images import read_image
 from facedet.iou import iou_matrix
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HOPPER_FACE = (155, 130, 370, 335)  # approximate, from assets/README.md
+HOPPER_FACE = (155, 130, 370, 335)  # approximate, from facedet/assets/README.md
 
 
 def _iou(a, b):

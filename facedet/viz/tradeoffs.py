@@ -1,22 +1,22 @@
 """The accuracy / cost trade-off (the paper's Figures 2-3): one table of points, its Pareto front,
 and the Plotly chart.
 
-Points come from three places: the paper's Tables 1-2 (``assets/paper_results.json``), the
-published detectors the paper plots (``assets/published_detectors.json``), and the user's own
+Points come from three places: the paper's Tables 1-2 (``facedet/assets/paper_results.json``), the
+published detectors the paper plots (``facedet/assets/published_detectors.json``), and the user's own
 runs from the results store. Every point keeps where its numbers come from, for the hover text.
 """
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from facedet.assets import asset_path
 from facedet.models import DETECTORS
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = asset_path()
 SUBSETS = ("easy", "medium", "hard")
 # Not a WIDER FACE number: the runs' agreement with the dense model on held-out photos (own axis).
 AGREEMENT = "agreement"
@@ -55,7 +55,7 @@ def paper_points():
             checkpoint = arch
         source = f"{r['source']['table']} of the paper"
         if r.get("parameters_printed"):
-            source += f" (parameters printed as {r['parameters_printed']:,}; corrected, see assets/paper_results.json)"
+            source += f" (parameters printed as {r['parameters_printed']:,}; corrected, see facedet/assets/paper_results.json)"
         rows.append(dict(label=label, group=group, detector=arch, kind=method,
                          criterion=method if method in ("fpgm", "l1") else None, rate=r["rate"],
                          easy=r["easy"], medium=r["medium"], hard=r["hard"], parameters=r["parameters"],
