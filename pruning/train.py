@@ -59,6 +59,10 @@ NUMBER_RANGES = {
 }
 
 
+# The settings a TrainConfig keeps in its Schedule (flat in config.json and on the command line).
+SCHEDULE_SETTINGS = tuple(f.name for f in fields(Schedule))
+
+
 class TrainingDiverged(FacedetError):
     """The loss or the weights stopped being finite: the settings (usually the lr) are too high."""
 
@@ -178,9 +182,6 @@ class TrainConfig:
             return cls.from_settings(**{k: v for k, v in data.items() if k in known})
         except (TypeError, ValueError) as err:  # wrong kinds of values in a saved or hand-made config
             raise FacedetError(f"invalid training settings: {err}") from None
-
-
-SCHEDULE_SETTINGS = tuple(f.name for f in fields(Schedule))
 
 
 def setting_fields():
