@@ -102,12 +102,20 @@ def flops(model_key):
     return nonzero_conv_flops(detector(model_key).model) / 1e9
 
 
-@st.cache_data(show_spinner=False)
-def latency(model_key, runs=5):
-    """Median end-to-end latency (ms) at 640x480 on this machine, as ``facedet bench`` measures it."""
-    from facedet.latency import measure_latency
+def latency(model_key, refresh=False):
+    """End-to-end latency stats at 640x480 on this machine, as ``facedet bench`` measures them:
+    measured once per model and machine and remembered (``facedet.latency_records``), so a page
+    reload, another page or a restarted server reuses the figure and says when it was taken."""
+    from facedet.latency_records import remembered_latency
 
-    return measure_latency(detector(model_key, backend="auto"), runs=runs, warmup=1)["ms"]
+    return remembered_latency(detector(model_key, backend="auto"), refresh=refresh, runs=10, warmup=2)
+
+
+def stored_latency(model_key):
+    """The remembered latency stats of a model on this machine, or None (loads the model)."""
+    from facedet.latency_records import stored_latency as lookup
+
+    return lookup(detector(model_key, backend="auto"))
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the model over the evaluation images…")

@@ -8,30 +8,45 @@ from facedet.models import DETECTORS
 from facedet.weights import PRETRAINED
 
 # ---- latency -------------------------------------------------------------------------------
-# {model key: ms} measured in this browser session (the Trade-offs page and Compare share it).
-LATENCY_KEY = "latency_ms"
+# {model key: latency stats or None} this browser session has looked up or measured (the
+# Trade-offs page and Compare share it); the figures themselves are remembered per model and
+# machine across sessions and restarts (facedet.latency_records).
+LATENCY_KEY = "latency_stats"
 LATENCY_DEFINITION = ("the median of warm runs of the whole detection of a 640×480 photo, as `facedet bench` "
                       "measures it")
 
 
+def latency_stats(model_key):
+    """The remembered latency stats of a model on this machine, or None when never measured here."""
+    known = st.session_state.setdefault(LATENCY_KEY, {})
+    if known.get(model_key) is None:
+        from app_support import cached
+
+        known[model_key] = cached.stored_latency(model_key)
+    return known[model_key]
+
+
 def measured_latency(model_key, run=None):
-    """``(ms, where it was measured)`` of a model's latency (``facedet bench``'s definition) when this
-    session measured it, or the store did at the end of its session ``run``; None when neither."""
-    ms = st.session_state.get(LATENCY_KEY, {}).get(model_key)
-    if ms is not None:
-        return ms, "measured in this session"
+    """``(ms, when and how it was measured)`` of a model's latency (``facedet bench``'s definition),
+    from the remembered figures or from the store's record of the end of its session ``run``;
+    None when neither has one."""
+    from facedet.latency_records import when_and_how
+
+    stats = latency_stats(model_key)
+    if stats is not None:
+        return stats["ms"], when_and_how(stats)
     if run and run.get("latency_setup") and run.get("latency_ms") is not None:
         return run["latency_ms"], f"measured when its session ended ({run['latency_setup']})"
     return None
 
 
-def measure_latency(model_keys):
-    """Measure the latency of ``model_keys`` (cached per model) into this session's figures."""
+def measure_latency(model_keys, refresh=False):
+    """Measure (or, unless ``refresh``, read back) the latency of ``model_keys``."""
     from app_support import cached
 
-    measured = st.session_state.setdefault(LATENCY_KEY, {})
+    known = st.session_state.setdefault(LATENCY_KEY, {})
     for key in model_keys:
-        measured[key] = cached.latency(key)
+        known[key] = cached.latency(key, refresh=refresh)
 
 
 # ---- one-shot rates --------------------------------------------------------------------------

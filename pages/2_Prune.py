@@ -1,6 +1,7 @@
 """Prune: quick prune-and-fine-tune sessions, run in the background by the pruning engine's queue."""
 
 import json
+import time
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -198,57 +199,102 @@ def _interrupted_runs():
                 st.error(f"Cannot resume: {_resume_errors()[key]}")
 
 
-@st.fragment(run_every=1.0)
 def session_board():
-    sessions = engine.sessions()
+    """Ended sessions are drawn once per page run (folded, and can be cleared from this board);
+    only the queued and running ones refresh every second, in a fragment, so idle cards cost nothing."""
+    sessions = [s for s in engine.sessions() if s.id not in _cleared()]
     if not sessions:
-        st.info("No sessions yet. Start one on the left; it keeps running if you reload or leave the page.")
-    _session_cards(sessions)
+        st.info("The ended sessions are cleared from this board; their runs are in Results." if _cleared() else
+                "No sessions yet. Start one on the left; it keeps running if you reload or leave the page.")
+    active = [s.id for s in sessions if s.state in ACTIVE]
+    if active:
+        _live_cards(tuple(active))
+    else:
+        _watch_for_new(tuple(s.id for s in sessions))
+    ended = [s for s in sessions if s.state not in ACTIVE]
+    if ended:
+        if st.button(f"Clear the {len(ended)} ended session{'s' if len(ended) > 1 else ''} from this board",
+                     key="clear_ended", help="Their runs stay in the results store (Results, Compare, Trade-offs)."):
+            _cleared().update(s.id for s in ended)
+            st.rerun()
+        for position, s in enumerate(ended):
+            with st.expander(_card_title(s), expanded=position == 0):  # the latest one open
+                _session_card(s)
     _interrupted_runs()
 
 
-def _session_cards(sessions):
-    for s in sessions:
-        config = s.config
+def _cleared():
+    """Ids of ended sessions this browser session cleared from the board."""
+    return st.session_state.setdefault("prune_cleared", set())
+
+
+@st.fragment(run_every=1.0)
+def _live_cards(active_ids):
+    sessions = {s.id: s for s in engine.sessions()}
+    if any(sessions[i].state not in ACTIVE for i in active_ids if i in sessions) or \
+            any(s.state in ACTIVE and i not in active_ids for i, s in sessions.items()):
+        st.rerun()  # a session ended or a new one came: redraw the whole board once
+    for session_id in active_ids:
         with st.container(border=True):
-            head, button = st.columns([4, 1])
-            data = ("WIDER FACE" if config.wider else "photos, distilled" if config.photos
-                    else "sample set, NOT WIDER FACE")
-            head.markdown(f"**{DETECTORS[config.detector]} {engine.criterion_label(config.criterion)} "
-                          f"{round(config.rate * 100)} %** · {config.schedule.epochs} SFP + {config.schedule.finetune_epochs} fine-tune "
-                          f"epochs · {data}{' · resumed' if s.resumed else ''} · **{s.state}**")
-            resumable = engine.can_resume(s.id)
-            if s.state in ACTIVE:
-                button.button("Cancel", key=f"cancel-{s.id}", on_click=engine.cancel_session, args=(s.id,),
-                              disabled=read_only())
-            elif resumable:
-                _resume_button(button, f"resume-{s.id}", engine.resume_session, s.id,
-                               "Go on from its last complete epoch, in the same run.")
-            if s.state == "cancelled" and resumable:
-                st.caption("Stopped by the user; every complete epoch is saved: Resume goes on from the last one.")
-            if f"resume-{s.id}" in _resume_errors():
-                st.error(f"Cannot resume: {_resume_errors()[f'resume-{s.id}']}")
-            steps = _record(s)
-            if s.state == "running" and s.progress is not None:
-                st.progress(*_progress(s.progress))
-            elif s.state == "queued":
-                st.caption("Waiting for the session before it to finish (one session runs at a time).")
-            if steps or s.losses:
-                st.plotly_chart(_loss_chart(s, steps), width="stretch", theme=None,
-                                key=f"loss-{s.id}-{len(steps)}-{len(s.losses)}")
-            figures = s.figures or {}
-            if s.state == "finished" and figures.get("ap_easy") is not None:
-                st.success(f"AP easy / medium / hard: {figures['ap_easy']:.3f} / {figures['ap_medium']:.3f} / "
-                           f"{figures['ap_hard']:.3f}" + ("" if config.wider else " (sample set, not WIDER FACE)")
-                           + f" · {figures.get('nonzero_parameters', 0):,} nonzero parameters · run #{s.run_id} "
-                           "is now in Compare, Trade-offs and Results.")
-            if s.state == "finished" and figures.get("agreement_ap") is not None:
-                st.success(f"Agreement with the dense model on {len(json.loads(figures['agreement_photos']))} held-out "
-                           f"photos: AP {figures['agreement_ap']:.3f}, finds {figures['agreement_recall'] * 100:.0f} % "
-                           f"of its faces · {figures.get('nonzero_parameters', 0):,} nonzero parameters · "
-                           f"run #{s.run_id} is now in Compare, Trade-offs and Results.")
-            if s.error:
-                st.error(s.error)
+            st.markdown(_card_title(sessions[session_id]))
+            _session_card(sessions[session_id])
+
+
+@st.fragment(run_every=5.0)
+def _watch_for_new(known_ids):
+    """Nothing is running: look for sessions started elsewhere (another browser tab) now and then."""
+    if any(s.id not in known_ids and s.id not in _cleared() for s in engine.sessions()):
+        st.rerun()
+
+
+def _card_title(s):
+    """``**EResFD FPGM 30 %** · run #12 · started 10:31:02 · **running**``."""
+    config = s.config
+    run = f"run #{s.run_id}" if s.run_id is not None else "no run yet"
+    when = time.strftime("%H:%M:%S", time.localtime(s.started_at or s.submitted_at))
+    return (f"**{DETECTORS[config.detector]} {engine.criterion_label(config.criterion)} {round(config.rate * 100)} %**"
+            f" · {run} · {'started' if s.started_at else 'queued'} {when}{' · resumed' if s.resumed else ''}"
+            f" · **{s.state}**")
+
+
+def _session_card(s):
+    config = s.config
+    head, button = st.columns([4, 1])
+    data = ("WIDER FACE" if config.wider else "photos, distilled" if config.photos
+            else "sample set, NOT WIDER FACE")
+    head.markdown(f"{config.schedule.epochs} SFP + {config.schedule.finetune_epochs} fine-tune epochs · {data}")
+    resumable = engine.can_resume(s.id)
+    if s.state in ACTIVE:
+        button.button("Cancel", key=f"cancel-{s.id}", on_click=engine.cancel_session, args=(s.id,),
+                      disabled=read_only())
+    elif resumable:
+        _resume_button(button, f"resume-{s.id}", engine.resume_session, s.id,
+                       "Go on from its last complete epoch, in the same run.")
+    if s.state == "cancelled" and resumable:
+        st.caption("Stopped by the user; every complete epoch is saved: Resume goes on from the last one.")
+    if f"resume-{s.id}" in _resume_errors():
+        st.error(f"Cannot resume: {_resume_errors()[f'resume-{s.id}']}")
+    steps = _record(s)
+    if s.state == "running" and s.progress is not None:
+        st.progress(*_progress(s.progress))
+    elif s.state == "queued":
+        st.caption("Waiting for the session before it to finish (one session runs at a time).")
+    if steps or s.losses:
+        st.plotly_chart(_loss_chart(s, steps), width="stretch", theme=None,
+                        key=f"loss-{s.id}-{len(steps)}-{len(s.losses)}")
+    figures = s.figures or {}
+    if s.state == "finished" and figures.get("ap_easy") is not None:
+        st.success(f"AP easy / medium / hard: {figures['ap_easy']:.3f} / {figures['ap_medium']:.3f} / "
+                   f"{figures['ap_hard']:.3f}" + ("" if config.wider else " (sample set, not WIDER FACE)")
+                   + f" · {figures.get('nonzero_parameters', 0):,} nonzero parameters · run #{s.run_id} "
+                   "is now in Compare, Trade-offs and Results.")
+    if s.state == "finished" and figures.get("agreement_ap") is not None:
+        st.success(f"Agreement with the dense model on {len(json.loads(figures['agreement_photos']))} held-out "
+                   f"photos: AP {figures['agreement_ap']:.3f}, finds {figures['agreement_recall'] * 100:.0f} % "
+                   f"of its faces · {figures.get('nonzero_parameters', 0):,} nonzero parameters · "
+                   f"run #{s.run_id} is now in Compare, Trade-offs and Results.")
+    if s.error:
+        st.error(s.error)
 
 
 with board:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_support import cached
-from app_support.facts import LATENCY_KEY
+from app_support.facts import latency_stats, measure_latency
 from app_support.page import kept, setup
 from app_support.engine import user_runs
 from facedet.errors import FacedetError
@@ -40,21 +40,37 @@ if cost == "gflops":
 elif cost == "latency_ms":
     models = {cached.published_key(name): name for name in PRETRAINED}
     models.update({cached.file_key(run["checkpoint"]): run["label"] for run in runs})
-    measured = st.session_state.setdefault(LATENCY_KEY, {})  # model key -> ms, shared with Compare (cached too)
-    missing = [key for key in models if key not in measured]
+    # Each model is timed once on this machine and remembered (also across restarts, and what
+    # `facedet bench` measured); the caption says when and how.
+    with st.spinner("Looking up the latencies measured on this machine…"):
+        known = {key: latency_stats(key) for key in models}
+    missing = [key for key, stats in known.items() if stats is None]
     if missing:
-        st.info("Latency is measured on this machine as `facedet bench` does: the median of 5 warm runs of the whole "
-                f"detection of a 640×480 photo ({len(missing)} models to go; about a minute on a CPU).")
-        if st.button("Measure latency now", type="primary"):
-            bar = st.progress(0.0)
-            for i, key in enumerate(missing):
-                bar.progress(i / len(missing), text=f"Timing {models[key]}…")
-                measured[key] = cached.latency(key)
-            bar.empty()
-    costs = {name: {"latency_ms": measured[key]} for key, name in models.items()
-             if key.startswith("published:") and key in measured}
+        st.info("Latency is measured on this machine as `facedet bench` does: the median of 10 warm runs of the "
+                f"whole detection of a 640×480 photo, once per model ({len(missing)} models to go, a few seconds "
+                "each on a CPU, EXTD's longer).")
+    buttons = st.columns([1, 1, 3])
+    remeasure = buttons[1].button("Measure all again", disabled=not any(known.values()),
+                                  help="replace the remembered figures (e.g. after the machine's load changed)")
+    if (missing and buttons[0].button("Measure latency now", type="primary")) or remeasure:
+        todo = list(models) if remeasure else missing
+        bar = st.progress(0.0)
+        for i, key in enumerate(todo):
+            bar.progress(i / len(todo), text=f"Timing {models[key]} ({i + 1} of {len(todo)})…")
+            measure_latency([key], refresh=remeasure)
+            known[key] = latency_stats(key)
+        bar.empty()
+    costs = {name: {"latency_ms": known[key]["ms"]} for key, name in models.items()
+             if key.startswith("published:") and known.get(key)}
     for run in runs:
-        run["latency_ms"] = measured.get(cached.file_key(run["checkpoint"]))
+        stats = known.get(cached.file_key(run["checkpoint"]))
+        run["latency_ms"] = stats["ms"] if stats else None
+    taken = sorted(stats["measured_at"] for stats in known.values() if stats and "measured_at" in stats)
+    if taken:
+        from facedet.latency_records import when_and_how
+
+        first = next(stats for stats in known.values() if stats and stats.get("measured_at") == taken[0])
+        st.caption(f"{len(taken)} of {len(models)} models timed; the oldest figure was {when_and_how(first)}.")
 
 table = tradeoff_table(runs, costs)
 figure = tradeoff_figure(table, subset=subset, cost=cost, show_pareto=show_pareto)

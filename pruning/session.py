@@ -254,6 +254,8 @@ class SessionQueue:
         def on_progress(event):
             with self._lock:
                 status.progress = event
+                if event.run_id is not None:
+                    status.run_id = event.run_id
                 if event.kind == "epoch":
                     status.losses.append(event.loss)
 

@@ -220,6 +220,7 @@ class Progress:
     elapsed_s: float = 0.0
     eta_s: float | None = None
     message: str = ""
+    run_id: int | None = None  # the run's row in the results store, once it has one
 
 
 @dataclass
@@ -267,7 +268,8 @@ class _Trainer:
         self.device = dist.device
         self.config, state = _prepare_run_dir(config, run_dir, resume)
         self.run_dir = run_dir
-        self.progress = progress or (lambda event: None)
+        report = progress or (lambda event: None)
+        self.progress = lambda event: report(replace(event, run_id=self.run_id))
         self.cancel = cancel
         self.store = store
         self.schedule = self.config.schedule

@@ -23,6 +23,12 @@ def _env_dir(name):
     return Path(value)
 
 
+@pytest.fixture(autouse=True)
+def fresh_latency_records(tmp_path, monkeypatch):
+    """Every test starts with no remembered latency (facedet.latency_records)."""
+    monkeypatch.setenv("FACEDET_LATENCY_RECORDS", str(tmp_path / "latency.sqlite"))
+
+
 @pytest.fixture(scope="session")
 def weights_dir():
     return _env_dir("FACEDET_WEIGHTS_DIR")

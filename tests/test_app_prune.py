@@ -41,7 +41,9 @@ def start(at, **settings):
 
 
 def headlines(at):
-    return [m.value for m in at.markdown if m.value.startswith("**")]
+    """The session cards' titles: the live ones (markdown) first, then the ended ones (folded)."""
+    return ([m.value for m in at.markdown if m.value.startswith("**")] +
+            [e.label for e in at.expander if e.label.startswith("**")])
 
 
 def wait_until(at, condition, seconds):
@@ -65,7 +67,9 @@ def test_tiny_session_end_to_end(engine_dirs):
     assert len(board) == 2 and board[0].endswith("**queued**") and "50 %" in board[1]
 
     at.button(key=[b.key for b in at.button if b.key and b.key.startswith("cancel-")][0]).click().run()
-    assert headlines(at)[0].endswith("**cancelled**")  # the queued one is dropped, the first goes on
+    board = headlines(at)  # the live card first, then the ended one, folded
+    assert board[0].endswith("**running**") or board[0].endswith("**queued**")
+    assert board[1].endswith("**cancelled**")  # the queued one is dropped, the first goes on
 
     seen_progress = []
     wait_until(at, lambda a: seen_progress.extend(p.proto.text for p in a.get("progress")) or
@@ -79,6 +83,10 @@ def test_tiny_session_end_to_end(engine_dirs):
 
     reloaded = open_page("pages/2_Prune.py").run()  # a new browser session: the queue is still there
     assert [h.rsplit("**", 2)[-2] for h in headlines(reloaded)] == ["cancelled", "finished"]
+    assert " · run #" in headlines(reloaded)[1] and " · started " in headlines(reloaded)[1]
+    reloaded.button(key="clear_ended").click().run()  # from this board only; the runs stay
+    assert not headlines(reloaded) and "cleared from this board" in reloaded.info[0].value
+    assert len(headlines(open_page("pages/2_Prune.py").run())) == 2
 
     # Results: the run, its PR curves, CSV, delete.
     results = open_page("pages/5_Results.py").run()

@@ -127,6 +127,30 @@ def test_an_interrupted_run_resumes_to_the_same_result(weights_dir, tmp_path):
     assert run["status"] == "finished" and [e["epoch"] for e in run["epochs"]] == [0, 1, 2]
 
 
+def test_keep_pruned_masks_only_grow_as_the_rate_ramps(weights_dir, tmp_path, monkeypatch):
+    """keep_pruned: every pruning step keeps the filters already pruned (none regrows) and adds
+    some, up to int(n * rate) per layer at the end."""
+    from pruning.train import _Trainer
+
+    seen = []
+    prune = _Trainer._prune
+
+    def recording(self, batch, epoch=None):
+        prune(self, batch, epoch)
+        seen.append({name: keep.clone() for name, keep in self.masks.items()})
+
+    monkeypatch.setattr(_Trainer, "_prune", recording)
+    result = train(_config(weights_dir, epochs=3, ramp_epochs=3, finetune_epochs=0, keep_pruned=True), tmp_path / "run")
+    assert len(seen) == 3
+    removed = [sum(int((~keep).sum()) for keep in masks.values()) for masks in seen]
+    assert removed == sorted(set(removed))  # strictly more each step
+    for before, after in zip(seen, seen[1:]):
+        assert all(not (after[name] & ~before[name]).any() for name in before)  # pruned stays pruned
+    final = masks_of(result.model)
+    assert all(torch.equal(final[name], seen[-1][name]) for name in final)
+    assert all(int((~keep).sum()) == int(keep.numel() * RATE) for keep in seen[-1].values())
+
+
 def test_slimming_training_shrinks_the_batchnorm_scales(weights_dir, tmp_path):
     from pruning.criteria import slimming_batchnorms
 

@@ -20,6 +20,9 @@ def register(subparsers, name, help_text):
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     add_backend_option(p)
     p.add_argument("--json", action="store_true", help="print only JSON")
+    p.add_argument("--no-record", dest="record", action="store_false",
+                   help="do not remember the figure (by default it is kept per model, machine and setup, and the "
+                        "app shows it instead of measuring again)")
     p.set_defaults(run=run)
 
 
@@ -49,9 +52,15 @@ def run(args):
         image = read_image(args.image)
     detector = load_detector(args.weights, device=args.device, backend=args.backend)
     from facedet.latency import describe, measure_latency
+    from facedet.latency_records import remembered_latency
 
-    stats = measure_latency(detector, *args.size, runs=args.runs, warmup=args.warmup, image=image,
-                            progress=not args.json, threshold=args.threshold)
+    measure = dict(width=args.size[0], height=args.size[1], runs=args.runs, warmup=args.warmup, image=image,
+                   progress=not args.json, threshold=args.threshold)
+    if args.record:  # always measured now; remembered for the app
+        stats = remembered_latency(detector, refresh=True, **measure)
+        stats.pop("remembered")
+    else:
+        stats = measure_latency(detector, **measure)
     if args.json:
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()}))
         return 0
