@@ -10,7 +10,7 @@ pictures are shown in the browser (and, for slider moves, the script run they st
 - the pruning-rate slider moved to a rate not shown before (a checkpoint loaded, then detected),
   and back to the first rate (both cached).
 
-    python benchmarks/bench_compare_page.py [--photo assets/photos/holdout/soccer-3.jpg] [--repeats 3]
+    python benchmarks/bench_compare_page.py [--photo facedet/assets/photos/holdout/soccer-3.jpg] [--repeats 3]
 """
 
 import argparse
@@ -23,6 +23,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from facedet.assets import asset_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,7 +113,7 @@ def press(driver, label, key):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photo", default=str(ROOT / "assets/photos/holdout/soccer-3.jpg"))
+    parser.add_argument("--photo", default=str(asset_path("photos", "holdout", "soccer-3.jpg")))
     parser.add_argument("--repeats", type=int, default=3, help="threshold-slider moves to time (median)")
     args = parser.parse_args()
     import cv2

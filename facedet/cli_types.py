@@ -63,8 +63,6 @@ def number(kind, low=None, high=None, low_open=False, high_open=False):
 
 
 finite_float = number(float)
-positive_float = number(float, 0.0, low_open=True)
-non_negative_float = number(float, 0.0)
 probability = number(float, 0.0, 1.0)
 positive_int = number(int, 1)
 non_negative_int = number(int, 0)

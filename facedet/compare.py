@@ -8,6 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from facedet.iou import iou_matrix
+
 
 class Comparison(NamedTuple):
     """Indices into the reference (original) and candidate (pruned) detection arrays."""
@@ -22,22 +24,6 @@ def _as_rows(detections):
     """(N, C) float array of detections; an empty input becomes (0, 5)."""
     arr = np.asarray(detections, dtype=np.float64)
     return arr.reshape(0, 5) if arr.size == 0 else arr.reshape(-1, arr.shape[-1])
-
-
-def iou_matrix(a, b):
-    """IoU of every box in ``a`` (N, >=4 [x1, y1, x2, y2, ...]) with every box in ``b`` (M, >=4)."""
-    a, b = _as_rows(a)[:, :4], _as_rows(b)[:, :4]
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def match_detections(reference, candidate, iou_threshold=0.5):

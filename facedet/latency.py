@@ -9,11 +9,12 @@ candidate boxes (and so NMS) are nothing like a photo's.
 """
 
 import statistics
-from pathlib import Path
+
+from facedet.assets import asset_path
 
 LATENCY_SIZE = (640, 480)  # width, height
-# A real group photo (13 faces; assets/README.md).
-DEFAULT_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "photos" / "holdout" / "office-group-13.jpg"
+# A real group photo (13 faces; facedet/assets/README.md).
+DEFAULT_PHOTO = asset_path("photos", "holdout", "office-group-13.jpg")
 
 
 LATENCY_THRESHOLD = 0.5

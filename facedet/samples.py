@@ -1,4 +1,4 @@
-"""The project's real sample photographs (``assets/photos``), their roles and hand annotations.
+"""The project's real sample photographs (``facedet/assets/photos``), their roles and hand annotations.
 
 ``train/`` holds the unlabelled photos the quick pruning preset trains on; ``holdout/`` the
 photos it never sees, on which agreement with the teacher and the quick-session benchmark are
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-PHOTOS_DIR = Path(__file__).resolve().parents[1] / "assets" / "photos"
+from facedet.assets import asset_path
+
+PHOTOS_DIR = asset_path("photos")
 ROLES = ("holdout", "train")
 
 

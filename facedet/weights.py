@@ -64,7 +64,6 @@ FAMILIES = _REGISTRY["families"]  # family -> title, license, source
 _BY_FAMILY = {family: {c["name"]: _entry(c) for c in _REGISTRY["checkpoints"] if c["family"] == family} for family in FAMILIES}
 PRETRAINED = _BY_FAMILY["paper"]
 BFPGM = _BY_FAMILY["bfpgm"]
-LICENSE = FAMILIES["paper"]["license"]
 # Peer detectors: published files of other detectors (no PyTorch checkpoint; facedet.peers runs them).
 PEER_FAMILIES = _REGISTRY["peer_families"]  # family -> title, license, source, runtime
 PEERS = {c["name"]: Pretrained(c["name"], c["detector"], None, 0.0, c["url"], c["sha256"], c["bytes"], c["family"],

@@ -9,6 +9,7 @@ from app_support import cached, facts, link
 from app_support.page import KEPT, choose, group_rates_text, kept, legend, setup, upload_limit
 from app_support import engine
 from app_support.engine import DETECTORS, criterion_label, oneshot_criteria, session_checkpoints
+from facedet.assets import asset_path
 from facedet.compare import match_detections
 from facedet.errors import FacedetError, ImageError
 from facedet.images import read_image
@@ -17,7 +18,7 @@ from facedet.samples import faces_for, sample_photos
 from facedet.weights import BFPGM, PEERS, bfpgm_name, bfpgm_rates, pretrained_name
 from facedet.viz.overlay import COLOURS, LEGEND, annotate_original, annotate_pruned, fit_for_display, png_bytes
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = asset_path()
 # Real photographs first (held-out ones, then the quick preset's training photos), then the portraits
 # and the composite of the generated sample set.
 SAMPLES = {p.name: p.path for p in sample_photos()}

@@ -150,7 +150,7 @@ def _loss_chart(status, steps):
     if status.losses:
         fig.add_trace(go.Scatter(x=list(range(1, len(status.losses) + 1)), y=status.losses, mode="lines+markers",
                                  name="epoch mean", line=dict(color="#D55E00", width=3), marker=dict(size=9)))
-    epochs = status.config.epochs + status.config.finetune_epochs
+    epochs = status.config.schedule.total_epochs
     fig.update_layout(height=240, margin=dict(l=50, r=10, t=10, b=40), template="plotly_white", font=dict(size=13),
                       xaxis=dict(title="epoch", range=[0, epochs], dtick=1), yaxis_title="loss",
                       legend=dict(orientation="h", y=1.15), showlegend=True)
@@ -279,7 +279,7 @@ def _session_card(s):
     head, button = st.columns([4, 1])
     data = ("WIDER FACE" if config.wider else "photos, distilled" if config.photos
             else "sample set, NOT WIDER FACE")
-    head.markdown(f"{config.epochs} SFP + {config.finetune_epochs} fine-tune epochs · {data}")
+    head.markdown(f"{config.schedule.epochs} SFP + {config.schedule.finetune_epochs} fine-tune epochs · {data}")
     resumable = engine.can_resume(s.id)
     if s.state in ACTIVE:
         button.button("Cancel", key=f"cancel-{s.id}", on_click=engine.cancel_session, args=(s.id,),

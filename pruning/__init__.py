@@ -16,7 +16,9 @@ Public API (imported lazily, so ``import pruning`` is cheap):
 - ``compact_model(model) -> CompactResult``: physically remove pruned channels (equal outputs).
 - ``export_onnx(model, path)``, ``model_costs(model)``: deployment and cost figures.
 - ``TrainConfig`` and ``pruning.train.train(config, run_dir, resume=False, progress=None,
-  cancel=None, store=None)``: soft filter pruning + fine-tuning, resumable.
+  cancel=None, store=None)``: soft filter pruning + fine-tuning, resumable. The config holds its
+  ``schedule`` (``pruning.schedule.Schedule``: epochs, learning rates, pruning steps);
+  ``TrainConfig.from_settings(**flat)`` builds one from flat settings (``epochs=30, lr=1e-4 ...``).
 - ``preset_config(name, **settings) -> TrainConfig``: the ``paper`` and ``quick`` presets
   (``pruning.presets``); the quick one trains on unlabelled photos, distilled from the dense model
   (``pruning.distill``, ``pruning.photos``).

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facedet.compare import iou_matrix
+from facedet.iou import iou_matrix
 
 PSEUDO_SCORE = 0.5
 IOU = 0.5

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from facedet.compare import iou_matrix
+from facedet.iou import iou_matrix
 from facedet.detector import MEAN_RGB
 from facedet.priors import ANCHOR_SIZES
 

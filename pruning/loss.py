@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from facedet.box_coding import VARIANCES, encode
+from facedet.iou import iou_matrix
 
 THRESHOLDS = (0.1, 0.35, 0.5)  # (scale-compensation floor, face IoU, strict face IoU)
 
@@ -20,16 +21,6 @@ THRESHOLDS = (0.1, 0.35, 0.5)  # (scale-compensation floor, face IoU, strict fac
 def prior_corners(priors):
     """(cx, cy, w, h) priors as (x1, y1, x2, y2)."""
     return torch.cat((priors[:, :2] - priors[:, 2:] / 2, priors[:, :2] + priors[:, 2:] / 2), dim=1)
-
-
-def pairwise_iou(boxes, others):
-    """IoU ``[N, M]`` of x1,y1,x2,y2 boxes; built one coordinate at a time to keep memory at N*M."""
-    width = (torch.minimum(boxes[:, None, 2], others[None, :, 2]) - torch.maximum(boxes[:, None, 0], others[None, :, 0])).clamp_(min=0)
-    height = (torch.minimum(boxes[:, None, 3], others[None, :, 3]) - torch.maximum(boxes[:, None, 1], others[None, :, 1])).clamp_(min=0)
-    inter = width.mul_(height)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    other_area = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter / (area[:, None] + other_area[None, :] - inter)
 
 
 def match(truths, priors, thresholds=THRESHOLDS):
@@ -43,7 +34,7 @@ def match(truths, priors, thresholds=THRESHOLDS):
     num_priors = priors.shape[0]
     if truths.shape[0] == 0:
         return torch.zeros(num_priors, dtype=torch.bool, device=priors.device), priors.new_zeros(num_priors, 4)
-    overlaps = pairwise_iou(truths, prior_corners(priors))  # [N, P]
+    overlaps = iou_matrix(truths, prior_corners(priors))  # [N, P]
     best_prior_overlap, best_prior = overlaps.max(dim=1)  # per face
     best_truth_overlap, best_truth = overlaps.max(dim=0)  # per prior
     # Every face keeps the prior it overlaps most, whatever the IoU. When two faces share that

@@ -36,7 +36,7 @@ def preset_settings(name):
 
 
 def preset_config(name, **settings):
-    """A ``TrainConfig`` of preset ``name`` with ``settings`` on top. Choosing WIDER FACE
+    """A ``TrainConfig`` of preset ``name`` with ``settings`` (flat: ``epochs=6``) on top. Choosing WIDER FACE
     (``wider=``) replaces a preset's photo folder."""
     from pruning.train import TrainConfig
 
@@ -44,4 +44,4 @@ def preset_config(name, **settings):
     if settings.get("wider"):
         merged.pop("photos", None)
     merged.update(settings)
-    return TrainConfig(**merged)
+    return TrainConfig.from_settings(**merged)

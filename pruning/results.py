@@ -24,8 +24,8 @@ def finish_run(trainer, stage):
 
     config, run_dir = trainer.config, trainer.run_dir
     model = copy.deepcopy(trainer.net).cpu().eval()
-    provenance = {"criterion": config.criterion, "rate": config.rate, "epochs": config.epochs,
-                  "finetune_epochs": config.finetune_epochs, "data": trainer.data_description,
+    provenance = {"criterion": config.criterion, "rate": config.rate, "epochs": config.schedule.epochs,
+                  "finetune_epochs": config.schedule.finetune_epochs, "data": trainer.data_description,
                   "run_id": trainer.run_id}
     checkpoint = save_checkpoint(run_dir / "model.pth", model, config.detector, provenance=provenance)
     stage("measuring")

@@ -18,7 +18,6 @@ from pathlib import Path
 from pruning.paths import sessions_dir
 from pruning.train import CONFIG_FILE, TrainConfig, read_saved_config, train
 
-STATES = ("queued", "running", "finished", "cancelled", "failed")
 INTERRUPTED = ("cancelled", "failed")  # the states a session can be resumed from
 
 
@@ -215,10 +214,6 @@ class SessionQueue:
         """Every session of this process, newest first."""
         with self._lock:
             return [replace(s, losses=list(s.losses), figures=dict(s.figures)) for s in reversed(self._sessions.values())]
-
-    def active(self):
-        """The running session's status, or None."""
-        return next((s for s in self.sessions() if s.state == "running"), None)
 
     def wait(self, session_id, timeout=None):
         """Block until the session ends (or the timeout passes); returns its status."""

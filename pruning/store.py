@@ -134,11 +134,6 @@ class ResultsStore:
             conn.execute("UPDATE runs SET status='running', owner=?, finished_at=NULL, message=NULL, updated_at=? "
                          "WHERE id=?", (current_owner(), _now(), run_id))
 
-    def update_run(self, run_id, **figures):
-        with self._connect() as conn:
-            self._require(conn, run_id)
-            _update(conn, run_id, figures)
-
     def record_epoch(self, run_id, epoch, phase=None, loss=None, loss_loc=None, loss_conf=None, lr=None,
                      sparsity=None, seconds=None):
         """Store (or replace: a resumed run redoes an epoch) one epoch's figures."""

@@ -60,6 +60,10 @@ NUMBER_RANGES = {
 }
 
 
+# The settings a TrainConfig keeps in its Schedule (flat in config.json and on the command line).
+SCHEDULE_SETTINGS = tuple(f.name for f in fields(Schedule))
+
+
 class TrainingDiverged(FacedetError):
     """The loss or the weights stopped being finite: the settings (usually the lr) are too high."""
 
@@ -73,15 +77,7 @@ class TrainConfig:
     # layer; then ``rate`` is set to the share of prunable filters they remove (what charts plot).
     layer_rates: dict | None = None
     weights: str | None = None  # starting point; default: the published dense model
-    # The schedule's settings; their defaults (the paper's) are stated once, in Schedule.
-    epochs: int = Schedule.sfp_epochs  # SFP epochs
-    finetune_epochs: int = Schedule.finetune_epochs
-    prune_every: int = Schedule.prune_every
-    lr: float = Schedule.lr
-    lr_milestones: tuple = Schedule.lr_milestones
-    lr_gamma: float = Schedule.lr_gamma
-    finetune_lr: float = Schedule.finetune_lr
-    ramp_epochs: int = Schedule.ramp_epochs  # > 0: the rate ramps up over these SFP epochs (gradual pruning)
+    schedule: Schedule = field(default_factory=Schedule)  # epochs, learning rates, when to prune (the paper's)
     optimizer: str = "auto"  # auto: the detector's own (DetectorSpec): SGD with momentum for EXTD, Adam for EResFD
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -117,6 +113,8 @@ class TrainConfig:
         detector_spec(self.detector)  # a one-line error for an unknown detector
         check_criterion(self.criterion)
         self.rate = check_rate(self.rate)
+        if not isinstance(self.schedule, Schedule):
+            raise FacedetError(f"schedule must be a pruning.schedule.Schedule, got {self.schedule!r}")
         if self.layer_rates is not None:
             from facedet.models import create_model
             from pruning.graph import prunable_convs
@@ -127,7 +125,7 @@ class TrainConfig:
         self._check_numbers()
         if len(self.photo_zoom) != 2 or not self.photo_zoom[0] <= self.photo_zoom[1]:
             raise FacedetError(f"photo_zoom must be two numbers, low <= high, got {self.photo_zoom}")
-        if self.epochs + self.finetune_epochs < 1:
+        if self.schedule.total_epochs < 1:
             raise FacedetError("nothing to train: epochs and finetune_epochs are both 0")
         if self.crop_size % 32:
             raise FacedetError(f"crop_size must be a multiple of 32, got {self.crop_size}")
@@ -140,10 +138,12 @@ class TrainConfig:
 
     def _check_numbers(self):
         """Every numeric setting made its type and checked against ``NUMBER_RANGES``; the tuples
-        element by element; None is allowed where it is the default (max_images ...)."""
-        defaults = {f.name: f.default for f in fields(self)}
+        element by element; None is allowed where it is the default (max_images ...). The
+        schedule's numbers are checked the same way."""
+        defaults = {f.name: f.default for f in setting_fields()}
+        schedule = {}
         for name, (kind, *bounds) in NUMBER_RANGES.items():
-            value = getattr(self, name)
+            value = getattr(self.schedule if name in SCHEDULE_SETTINGS else self, name)
             if value is None and defaults[name] is None:
                 continue
             is_tuple = isinstance(defaults[name], tuple)
@@ -154,12 +154,11 @@ class TrainConfig:
                 problem = range_problem(v, *bounds)
                 if problem:
                     raise FacedetError(f"{name} {problem}, got {v:g}")
-            setattr(self, name, checked if is_tuple else checked[0])
-
-    @property
-    def schedule(self):
-        return Schedule(self.epochs, self.finetune_epochs, self.prune_every, self.lr, self.lr_milestones,
-                        self.lr_gamma, self.finetune_lr, self.ramp_epochs)
+            if name in SCHEDULE_SETTINGS:
+                schedule[name] = checked if is_tuple else checked[0]
+            else:
+                setattr(self, name, checked if is_tuple else checked[0])
+        self.schedule = replace(self.schedule, **schedule)
 
     @property
     def distill_weights(self):
@@ -169,18 +168,40 @@ class TrainConfig:
                               face_weight=self.distill_face_weight)
 
     def to_dict(self):
-        data = asdict(self)
-        data["lr_milestones"] = list(self.lr_milestones)
+        """The settings as JSON, flat: the schedule's beside the others, as every run has saved them."""
+        data = {f.name: getattr(self.schedule if f.name in SCHEDULE_SETTINGS else self, f.name)
+                for f in setting_fields()}
+        data["lr_milestones"] = list(self.schedule.lr_milestones)
         data["photo_zoom"] = list(self.photo_zoom)
         return data
 
     @classmethod
+    def from_settings(cls, **settings):
+        """A config from flat settings (``epochs=30, lr=1e-4, rate=0.3 ...``): the schedule's go into
+        its ``Schedule``, on top of ``schedule`` (a Schedule or a dict of its fields) if one is given."""
+        schedule = settings.pop("schedule", None) or {}
+        if isinstance(schedule, Schedule):
+            schedule = asdict(schedule)
+        schedule = {**schedule, **{name: settings.pop(name) for name in SCHEDULE_SETTINGS if name in settings}}
+        return cls(schedule=Schedule(**schedule), **settings)
+
+    @classmethod
     def from_dict(cls, data):
-        known = {f.name for f in fields(cls)}
+        """A saved config: flat (``to_dict``) or with a nested ``schedule``; unknown keys are ignored."""
+        known = {f.name for f in setting_fields()} | {"schedule"}
         try:
-            return cls(**{k: v for k, v in data.items() if k in known})
+            return cls.from_settings(**{k: v for k, v in data.items() if k in known})
         except (TypeError, ValueError) as err:  # wrong kinds of values in a saved or hand-made config
             raise FacedetError(f"invalid training settings: {err}") from None
+
+
+def setting_fields():
+    """The settings of a ``TrainConfig``, flat: its fields with the ``Schedule``'s in place of
+    ``schedule`` (what ``to_dict`` writes and the command line's options are made from)."""
+    flat = []
+    for f in fields(TrainConfig):
+        flat.extend(fields(Schedule) if f.name == "schedule" else [f])
+    return flat
 
 
 def _as_number(name, value, kind):
@@ -628,8 +649,8 @@ def _optimizer(config, model):
     if kind == "auto":
         kind = detector_spec(config.detector).optimizer
     if kind == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(model.parameters(), lr=config.schedule.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.schedule.lr, weight_decay=config.weight_decay)
 
 
 def _save_state(run_dir, state):

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from facedet.assets import asset_path
+
 ROOT = Path(__file__).resolve().parent.parent
-ASSETS = ROOT / "assets"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
@@ -40,7 +41,7 @@ def wider_gt_dir():
 
 @pytest.fixture(scope="session")
 def assets_dir():
-    return ASSETS
+    return asset_path()
 
 
 @pytest.fixture(scope="session")

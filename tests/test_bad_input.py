@@ -210,14 +210,21 @@ def test_numeric_options_are_range_checked_in_one_line(env, files, tmp_path, arg
 
 
 def test_training_settings_are_range_checked_for_the_app_too():
+    from pruning.schedule import Schedule
     from pruning.train import TrainConfig
 
     for bad in (dict(lr=math.nan), dict(lr=1e30), dict(eval_images=-1), dict(threads=-1), dict(momentum=1.0),
                 dict(lr_milestones=(-1,)), dict(photo_zoom=(0.0, math.inf)), dict(distill_loc=math.inf),
                 dict(epochs=2.5), dict(seed=-1)):
         with pytest.raises(FacedetError, match=next(iter(bad))):
-            TrainConfig(**bad)
-    assert TrainConfig(epochs=np.int64(3), lr=np.float32(0.5), threads=None).epochs == 3
+            TrainConfig.from_settings(**bad)
+    config = TrainConfig.from_settings(epochs=np.int64(3), lr=np.float32(0.5), threads=None)
+    assert (config.schedule.epochs, config.schedule.lr) == (3, 0.5)
+    assert type(config.schedule.epochs) is int and type(config.schedule.lr) is float
+    with pytest.raises(FacedetError, match="finetune_epochs"):  # the schedule's numbers, however it is given
+        TrainConfig(schedule=Schedule(finetune_epochs=-1))
+    with pytest.raises(FacedetError, match="nothing to train"):
+        TrainConfig(schedule=Schedule(epochs=0, finetune_epochs=0))
 
 
 def test_the_range_types_themselves():
@@ -227,7 +234,7 @@ def test_the_range_types_themselves():
 
     assert cli_types.probability("0") == 0.0 and cli_types.probability("1") == 1.0
     assert cli_types.positive_int("3") == 3 and cli_types.non_negative_int("0") == 0
-    for parse, text in ((cli_types.probability, "1.01"), (cli_types.positive_float, "0"),
+    for parse, text in ((cli_types.probability, "1.01"), (cli_types.scale, "0"),
                         (cli_types.finite_float, "-inf"), (cli_types.positive_int, "1.5"),
                         (cli_types.non_negative_int, "-1"), (cli_types.scale, "nan")):
         with pytest.raises(argparse.ArgumentTypeError):

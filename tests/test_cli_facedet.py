@@ -11,16 +11,14 @@ from PIL import Image
 
 from facedet.cli import main
 from facedet.images import read_image
+from facedet.iou import iou_matrix
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HOPPER_FACE = (155, 130, 370, 335)  # approximate, from assets/README.md
+HOPPER_FACE = (155, 130, 370, 335)  # approximate, from facedet/assets/README.md
 
 
 def _iou(a, b):
-    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    return float(iou_matrix([a], [b])[0, 0])
 
 
 @pytest.fixture(autouse=True)

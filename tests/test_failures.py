@@ -159,7 +159,7 @@ def _tiny_config(weights_dir, **changes):
     settings = dict(detector="eresfd", criterion="l1", rate=0.3, weights=str(weights_dir / "eresfd.pth"), epochs=2,
                     finetune_epochs=0, prune_every=1, batch_size=2, crop_size=128, sample_images=2, evaluate=False,
                     threads=1)
-    return TrainConfig(**{**settings, **changes})
+    return TrainConfig.from_settings(**{**settings, **changes})
 
 
 def _stop_after_first_epoch():

@@ -173,11 +173,11 @@ def test_a_resumed_distillation_run_ends_with_the_same_weights(tmp_path):
 # --- the preset -----------------------------------------------------------------------------
 def test_the_quick_preset_trains_on_the_sample_photos_distilled():
     config = preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.3)
-    assert config.distill and config.freeze_batchnorm and config.ramp_epochs < config.epochs
+    assert config.distill and config.freeze_batchnorm and config.schedule.ramp_epochs < config.schedule.epochs
     assert Path(config.photos) == photos_dir("train")
     assert preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.3, wider="/data/wider").photos is None
     paper = preset_config("paper", detector="eresfd", criterion="fpgm", rate=0.3)
-    assert (paper.epochs, paper.finetune_epochs, paper.distill, paper.photos) == (200, 10, False, None)
+    assert (paper.schedule.epochs, paper.schedule.finetune_epochs, paper.distill, paper.photos) == (200, 10, False, None)
 
 
 def test_held_out_photos_are_never_training_photos():

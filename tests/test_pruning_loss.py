@@ -5,13 +5,14 @@ import pytest
 import torch
 
 from facedet.box_coding import decode
+from facedet.iou import iou_matrix
 from facedet.models import create_model
 from facedet.priors import make_priors
 from facedet.weights import load_model
 from facedet.wider.dataset import WiderFaceDataset
 from facedet.wider.sample_set import write_sample_set
 from pruning.augment import TrainTransform, collate
-from pruning.loss import MultiBoxLoss, match, pairwise_iou, prior_corners
+from pruning.loss import MultiBoxLoss, match, prior_corners
 
 SIZE = 320
 PRIORS = make_priors(SIZE, SIZE)
@@ -55,7 +56,7 @@ def test_each_face_claims_the_prior_it_overlaps_most_and_regresses_to_itself(sam
         truths = torch.from_numpy(boxes / np.array([width, height, width, height], dtype=np.float32))
         loss_fn = MultiBoxLoss()
         is_face, loc_targets = loss_fn.targets_for(priors, [truths])
-        overlaps = pairwise_iou(truths, prior_corners(priors))
+        overlaps = iou_matrix(truths, prior_corners(priors))
         best = overlaps.argmax(dim=1)
         assert is_face[0, best].all()
         # Where faces do not share their best prior, that prior's target decodes to the face.
@@ -76,7 +77,7 @@ def test_scale_compensation_adds_the_best_low_overlap_priors():
     exact = torch.cat((anchor[:2] - anchor[2:] / 2, anchor[:2] + anchor[2:] / 2))[None]
     thin = torch.tensor([[100, 100, 110, 140]]) / SIZE
     truths = torch.cat((exact, thin))
-    overlaps = pairwise_iou(truths, prior_corners(PRIORS))
+    overlaps = iou_matrix(truths, prior_corners(PRIORS))
     assert overlaps[1].max() < 0.35
     stage_one = overlaps.max(dim=0).values >= 0.35
     stage_one[overlaps.argmax(dim=1)] = True

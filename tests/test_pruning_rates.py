@@ -243,7 +243,7 @@ def test_training_uses_the_layer_rates_ramps_each_and_the_store_records_them(wei
     # The run's own masks (a filter zeroed earlier may also stay zero behind a dead ReLU: masks_of would count it).
     masks = masks_from_lists(torch.load(tmp_path / "run" / "state.pth", weights_only=True)["masks"])
     assert {n: int((~keep).sum()) for n, keep in masks.items()} == {n: int(sizes[n] * r) for n, r in per_layer.items()}
-    factor = Schedule(sfp_epochs=2, ramp_epochs=2).rate_after(0, 1.0)
+    factor = Schedule(epochs=2, ramp_epochs=2).rate_after(0, 1.0)
     assert factor == 0.875
     ramped, _ = load_model("eresfd")
     one_shot_prune(ramped, "l1", {n: r * factor for n, r in per_layer.items()})  # only the counts matter here

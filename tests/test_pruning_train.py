@@ -35,7 +35,7 @@ def _config(weights_dir, **changes):
                     epochs=2, finetune_epochs=1, prune_every=1, batch_size=2, crop_size=320, sample_images=8,
                     max_images=8, evaluate=False, threads=1)
     settings.update(changes)
-    return TrainConfig(**settings)
+    return TrainConfig.from_settings(**settings)
 
 
 def _fixed_batch_loss(model):
@@ -187,3 +187,22 @@ def test_bad_settings_are_reported_plainly(weights_dir, tmp_path):
     (train_dir / "state.pth").write_bytes(b"")
     with pytest.raises(FacedetError, match="already holds a run"):
         train(_config(weights_dir), train_dir)
+
+
+def test_a_saved_config_loads_flat_or_with_a_nested_schedule(weights_dir):
+    from facedet.errors import FacedetError
+    from pruning.train import SCHEDULE_SETTINGS
+
+    config = _config(weights_dir, lr=5e-4, lr_milestones=(1,), ramp_epochs=1)
+    saved = json.loads(json.dumps(config.to_dict()))
+    # Flat, as every run's config.json has been: the schedule's settings beside the others.
+    assert "schedule" not in saved and (saved["epochs"], saved["lr"], saved["lr_milestones"]) == (2, 5e-4, [1])
+    assert TrainConfig.from_dict(saved) == config
+    nested = {name: value for name, value in saved.items() if name not in SCHEDULE_SETTINGS}
+    nested["schedule"] = {name: saved[name] for name in SCHEDULE_SETTINGS}
+    assert TrainConfig.from_dict(nested) == config
+    assert TrainConfig.from_dict({**nested, "schedule": {}}).schedule.epochs == 200  # the paper's
+    with pytest.raises(FacedetError, match="invalid training settings"):
+        TrainConfig.from_dict({**nested, "schedule": {"epoch": 3}})
+    with pytest.raises(FacedetError, match="lr"):
+        TrainConfig.from_dict({**nested, "schedule": {"lr": 2.0}})

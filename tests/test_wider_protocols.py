@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facedet.compare import iou_matrix
+from facedet.iou import iou_matrix
 from facedet.detector import load_detector
 from facedet.images import read_image
 from facedet.wider.evaluation import evaluate

@@ -12,7 +12,7 @@ def register(subparsers, name, help_text):
     p.add_argument("--size", default="640x480", type=_size, help="input WxH (default 640x480)")
     p.add_argument("--runs", type=cli_types.positive_int, default=20, help="timed runs after warm-up (default 20)")
     p.add_argument("--warmup", type=cli_types.non_negative_int, default=3, help="untimed runs first (default 3)")
-    p.add_argument("--image", help="photo to time on, resized to --size (default: a real group photo from assets/photos;"
+    p.add_argument("--image", help="photo to time on, resized to --size (default: a real group photo from facedet/assets/photos;"
                                    " on random noise NMS would dominate)")
     p.add_argument("--threads", type=cli_types.positive_int, help="CPU threads (default: torch's default here)")
     p.add_argument("--threshold", type=cli_types.probability, default=0.5,

@@ -1,23 +1,23 @@
 """The accuracy / cost trade-off (the paper's Figures 2-3): one table of points, its Pareto front,
 and the Plotly chart.
 
-Points come from four places: the paper's Tables 1-2 (``assets/paper_results.json``), the
-published detectors the paper plots and the peers we run (YuNet; ``assets/published_detectors.json``),
+Points come from four places: the paper's Tables 1-2 (``facedet/assets/paper_results.json``), the
+published detectors the paper plots and the peers we run (YuNet; ``facedet/assets/published_detectors.json``),
 B-FPGM's released checkpoints (``facedet.weights.BFPGM``: their counts, and APs only where our sources
 give them), and the user's own runs from the results store. Every point keeps where its numbers come from, for the hover text.
 """
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from facedet.assets import asset_path
 from facedet.models import DETECTORS
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = asset_path()
 SUBSETS = ("easy", "medium", "hard")
 # Not a WIDER FACE number: the runs' agreement with the dense model on held-out photos (own axis).
 AGREEMENT = "agreement"
@@ -58,7 +58,7 @@ def paper_points():
             checkpoint = arch
         source = f"{r['source']['table']} of the paper"
         if r.get("parameters_printed"):
-            source += f" (parameters printed as {r['parameters_printed']:,}; corrected, see assets/paper_results.json)"
+            source += f" (parameters printed as {r['parameters_printed']:,}; corrected, see facedet/assets/paper_results.json)"
         rows.append(dict(label=label, group=group, detector=arch, kind=method,
                          criterion=method if method in ("fpgm", "l1") else None, rate=r["rate"],
                          easy=r["easy"], medium=r["medium"], hard=r["hard"], parameters=r["parameters"],

@@ -32,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from facedet.errors import DataError
+from facedet.iou import pixel_iou
 from facedet.wider.ground_truth import SETTINGS, load_ground_truth
 from facedet.wider.submission import dict_chunks
 from facedet.wider import completion
@@ -232,7 +233,7 @@ class FaceMatcher:
         starts = np.cumsum(counts) - counts
         pair_face = self.order[np.arange(len(pair_det)) - np.repeat(starts - first, counts)]
         px1, py1 = x[pair_det], det_rows[pair_det, 1]
-        iou = _overlaps(px1, py1, px1 + w[pair_det], py1 + det_rows[pair_det, 3],
+        iou = pixel_iou(px1, py1, px1 + w[pair_det], py1 + det_rows[pair_det, 3],
                         self.fx1[pair_face], self.fy1[pair_face], self.fx2[pair_face], self.fy2[pair_face])
         good = iou >= IOU_THRESHOLD
         pair_det, pair_face, iou = pair_det[good], pair_face[good], iou[good]
@@ -243,17 +244,6 @@ class FaceMatcher:
         firsts[1:] = pair_det[1:] != pair_det[:-1]
         matched[pair_det[firsts]] = pair_face[firsts]
         return matched
-
-
-def _overlaps(ax1, ay1, ax2, ay2, bx1, by1, bx2, by2):
-    """IoU of box pairs, operation for operation as the standard's ``bbox_overlaps``."""
-    iw = np.minimum(ax2, bx2) - np.maximum(ax1, bx1) + 1
-    ih = np.minimum(ay2, by2) - np.maximum(ay1, by1) + 1
-    b_area = (bx2 - bx1 + 1) * (by2 - by1 + 1)
-    union = (ax2 - ax1 + 1) * (ay2 - ay1 + 1) + b_area - iw * ih
-    inside = (iw > 0) & (ih > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(inside, iw * ih / np.where(inside, union, 1), 0.0)
 
 
 def voc_ap(recall, precision):

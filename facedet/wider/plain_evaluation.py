@@ -7,6 +7,7 @@ times both. Not used by the commands.
 
 import numpy as np
 
+from facedet.iou import pixel_iou
 from facedet.wider.evaluation import IOU_THRESHOLD, WiderAP, thresholds, voc_ap
 from facedet.wider.ground_truth import SETTINGS, load_ground_truth
 from facedet.wider.submission import checked_predictions
@@ -55,7 +56,7 @@ def _image_tables(dets, faces, keep):
     recalled_so_far = np.zeros(len(d), dtype=np.int64)
     state = np.zeros(len(f), dtype=np.int64)  # 0 not found, 1 recalled, -1 ignored and hit
     for n in range(len(d)):
-        iou = _iou(d[n], f)
+        iou = pixel_iou(*d[n], *f.T)
         best = int(np.argmax(iou))
         if iou[best] >= IOU_THRESHOLD:
             if not keep[best]:
@@ -66,12 +67,3 @@ def _image_tables(dets, faces, keep):
         recalled_so_far[n] = int((state == 1).sum())
     return proposal, recalled_so_far
 
-
-def _iou(a, b):
-    """IoU of box ``a`` with each row of ``b``, +1 pixel convention (inclusive pixel extents)."""
-    iw = np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]) + 1
-    ih = np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]) + 1
-    union = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1) - iw * ih
-    overlap = (iw > 0) & (ih > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(overlap, iw * ih / np.where(overlap, union, 1), 0.0)

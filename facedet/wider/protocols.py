@@ -21,6 +21,7 @@ import numpy as np
 
 from facedet.atomic import write_failure
 from facedet.errors import DataError
+from facedet.iou import pixel_iou
 from facedet.wider import completion
 from facedet.wider.layout import load_image, split_images
 from facedet.wider.submission import write_submission, xyxy_to_xywh
@@ -164,12 +165,7 @@ def box_vote(dets, iou=VOTE_IOU, max_out=MAX_DETECTIONS):
     dets = dets[np.argsort(dets[:, 4], kind="stable")[::-1]]
     merged = []
     while len(dets):
-        area = (dets[:, 2] - dets[:, 0] + 1) * (dets[:, 3] - dets[:, 1] + 1)
-        w = np.maximum(0.0, np.minimum(dets[0, 2], dets[:, 2]) - np.maximum(dets[0, 0], dets[:, 0]) + 1)
-        h = np.maximum(0.0, np.minimum(dets[0, 3], dets[:, 3]) - np.maximum(dets[0, 1], dets[:, 1]) + 1)
-        inter = w * h
-        overlap = inter / (area[0] + area - inter)
-        group = overlap >= iou
+        group = pixel_iou(*dets[0, :4], *dets[:, :4].T) >= iou
         members, dets = dets[group], dets[~group]
         if len(members) <= 1:
             continue

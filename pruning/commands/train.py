@@ -15,7 +15,8 @@ from facedet import cli_types
 from pruning.commands.rate_options import add_rate_options, rates_from_args
 
 
-# Help per TrainConfig field; the options themselves are generated from the fields.
+# Help per TrainConfig setting; the options themselves are generated from the settings (the config's
+# fields and its Schedule's: pruning.train.setting_fields).
 HELP = {
     "weights": "starting checkpoint, and the teacher when distilling (default: the published dense model)",
     "epochs": "SFP epochs (paper: 200)",
@@ -74,10 +75,8 @@ def registry_options():
 
 
 def register(subparsers, name, help_text):
-    from dataclasses import fields
-
     from pruning.presets import PRESETS
-    from pruning.train import NUMBER_RANGES, TrainConfig
+    from pruning.train import NUMBER_RANGES, setting_fields
 
     choices, helps = registry_options()
     p = subparsers.add_parser(name, help=help_text, description=__doc__.splitlines()[0])
@@ -87,7 +86,7 @@ def register(subparsers, name, help_text):
                    help="starting settings: paper (the paper's schedule) or quick (the app's few-minute session "
                         "on the project's photos, distilled); options given override them")
     add_rate_options(p, required=False)  # a new run needs one of them: checked in run()
-    for field in fields(TrainConfig):
+    for field in setting_fields():
         if field.name in RATE_FIELDS:
             continue
         flag = "--" + field.name.replace("_", "-")
@@ -113,15 +112,14 @@ def register(subparsers, name, help_text):
 
 
 def run(args):
-    from dataclasses import fields
     from pathlib import Path
 
     from facedet.detector import pick_device
     from facedet.errors import DataError
     from pruning.presets import preset_config
-    from pruning.train import TrainConfig, read_saved_config
+    from pruning.train import TrainConfig, read_saved_config, setting_fields
 
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+    given = {f.name: getattr(args, f.name) for f in setting_fields()
              if f.name not in RATE_FIELDS and getattr(args, f.name) is not None}
     run_dir = Path(args.run_dir)
     if args.resume:

@@ -1,21 +1,21 @@
-"""Compose assets/group.jpg: public-domain faces at several sizes on a public-domain background.
+"""Compose facedet/assets/group.jpg: public-domain faces at several sizes on a public-domain background.
 
 No public-domain group photo ships with a pip/apt package, so this builds one deterministically
 from the two portraits in this folder, pasted at six scales (some mirrored) onto scikit-image's
 ``rocket.jpg`` (SpaceX launch photo, public domain), so that tests get faces from ~20 px to ~200 px.
 
 Usage:
-    python assets/make_group_photo.py --background /path/to/skimage/data/rocket.jpg
+    python -m facedet.assets.make_group_photo --background /path/to/skimage/data/rocket.jpg
 (``rocket.jpg`` is inside the scikit-image wheel, e.g. ``pip download --no-deps scikit-image==0.24.0``.)
 """
 
 import argparse
-from pathlib import Path
-
 import cv2
 import numpy as np
 
-ASSETS = Path(__file__).resolve().parent
+from facedet.assets import asset_path
+
+ASSETS = asset_path()
 CANVAS_WH = (1200, 800)
 
 # Head crops (x1, y1, x2, y2) in the source portraits and the face box inside each source,
