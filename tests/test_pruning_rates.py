@@ -232,10 +232,10 @@ def test_training_uses_the_layer_rates_ramps_each_and_the_store_records_them(wei
     per_layer = group_layer_rates("eresfd", rates)
     # Two SFP epochs ramping over both: the masks after the first are at 1 - (1/2)^3 of every
     # layer's rate, the last ones at the full rates.
-    config = TrainConfig(detector="eresfd", criterion="fpgm", layer_rates=per_layer,
-                         weights=str(weights_dir / "eresfd.pth"), epochs=2, finetune_epochs=0, prune_every=1,
-                         ramp_epochs=2, batch_size=2, crop_size=128, sample_images=4, max_images=4, evaluate=False,
-                         threads=1)
+    config = TrainConfig.from_settings(detector="eresfd", criterion="fpgm", layer_rates=per_layer,
+                                       weights=str(weights_dir / "eresfd.pth"), epochs=2, finetune_epochs=0,
+                                       prune_every=1, ramp_epochs=2, batch_size=2, crop_size=128, sample_images=4,
+                                       max_images=4, evaluate=False, threads=1)
     store = ResultsStore(tmp_path / "results.sqlite3")
     result = train(config, tmp_path / "run", store=store)
     assert result.status == "finished"
