@@ -20,7 +20,7 @@ LATENCY_DEFINITION = ("the median of warm runs of the whole detection of a 640×
 def latency_stats(model_key):
     """The remembered latency stats of a model on this machine, or None when never measured here."""
     known = st.session_state.setdefault(LATENCY_KEY, {})
-    if known.get(model_key) is None:
+    if model_key not in known:  # looked up once per browser session; measuring updates it
         from app_support import cached
 
         try:

@@ -534,8 +534,8 @@ def _keeping_pruned(masks, removed):
     merged = {}
     for name, keep in masks.items():
         old = torch.nonzero(~keep).flatten().tolist()
-        new = list(removed.get(name, ()))
-        extra = [i for i in new if i not in set(old)][:max(len(new) - len(old), 0)]
+        new, pruned = list(removed.get(name, ())), set(old)
+        extra = [i for i in new if i not in pruned][:max(len(new) - len(old), 0)]
         if old or extra:
             merged[name] = sorted(old + extra)
     return merged

@@ -11,3 +11,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def stop_sessions():
+    """Cancel and wait for every session of the process-wide queue: a test leaves no training thread behind."""
+    from pruning.session import shared_queue
+
+    for status in shared_queue().sessions():
+        shared_queue().cancel(status.id)
+        shared_queue().wait(status.id, timeout=120)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from pruning_helpers import stop_sessions
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TINY = {"prune_epochs": 1, "prune_finetune": 1, "prune_crop": 160, "prune_rate": 50}
@@ -19,11 +20,7 @@ def engine_dirs(tmp_path_factory, weights_dir):
     patch.setenv("PRUNING_DATA_DIR", str(folder))
     patch.setenv("PRUNING_RESULTS_DB", str(folder / "results.sqlite3"))
     yield folder
-    from pruning.session import shared_queue
-
-    for status in shared_queue().sessions():  # leave no training thread behind
-        shared_queue().cancel(status.id)
-        shared_queue().wait(status.id, timeout=120)
+    stop_sessions()
     patch.undo()
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from pruning_helpers import stop_sessions
 
 from facedet.params import count_parameters
 from facedet.weights import BFPGM, load_model
@@ -67,11 +68,7 @@ def engine_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("PRUNING_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("PRUNING_RESULTS_DB", str(tmp_path / "results.sqlite3"))
     yield tmp_path
-    from pruning.session import shared_queue
-
-    for status in shared_queue().sessions():  # leave no training thread behind
-        shared_queue().cancel(status.id)
-        shared_queue().wait(status.id, timeout=120)
+    stop_sessions()
 
 
 def test_prune_starts_a_session_at_group_rates_and_refuses_bad_ones(engine_dirs):
