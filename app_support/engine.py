@@ -181,6 +181,23 @@ def session_checkpoints(arch):
             if run.get("detector") == arch and run.get("status") == "finished" and run.get("checkpoint")}
 
 
+def searched_rates(detector=None):
+    """The best group rates of the store's searches (``python -m pruning search``), newest first,
+    each with a ``label`` and ``text`` (the group-rates field's form)."""
+    from pruning.search import group_rates_text, stored_searches
+
+    found = []
+    for search in stored_searches(open_store(), detector):
+        target = search["target_sparsity"]
+        reached = search["sparsity"]
+        label = (f"search #{search['run_id']}: {DETECTORS.get(search['detector'], search['detector'])} "
+                 f"{criterion_label(search['criterion'])}, target sparsity "
+                 f"{'?' if target is None else f'{target * 100:g} %'}, reached "
+                 f"{'?' if reached is None else f'{reached * 100:.1f} %'} ({search['trials']} trials, {search['status']})")
+        found.append(dict(search, label=label, text=group_rates_text(search["group_rates"])))
+    return found
+
+
 # ---- background sessions -----------------------------------------------------------------------
 
 def session_queue():

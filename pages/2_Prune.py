@@ -9,7 +9,7 @@ import streamlit as st
 
 from app_support import engine
 from app_support.engine import DETECTORS
-from app_support.page import group_rates_text, kept, read_only, setup, upload_limit
+from app_support.page import choose, group_rates_text, kept, read_only, setup, upload_limit
 from facedet.errors import FacedetError
 from pruning.paths import data_roots, wider_roots
 from pruning.presets import preset_settings
@@ -38,9 +38,30 @@ DATA = {
     "wider": "WIDER FACE (a root configured on the server: FACEDET_WIDER_ROOTS)",
 }
 
+
+
+def _use_search(search):
+    """Fill the form with a search's detector, criterion and best group rates (before it is drawn)."""
+    choose("prune_arch", search["detector"])
+    choose("prune_criterion", search["criterion"])
+    choose("prune_group_rates", search["text"])
+
+
 form, board = st.columns([2, 3], gap="large")
 with form:
     st.subheader("New session")
+    try:
+        searches = engine.searched_rates()
+    except FacedetError as err:
+        searches = []
+        st.error(f"Searched rates unavailable: {err}")
+    if searches:
+        pick, use = st.columns([5, 1], vertical_alignment="bottom")
+        by_id = {search["run_id"]: search for search in searches}
+        found = pick.selectbox("Group rates found by a search (python -m pruning search)", list(by_id),
+                               format_func=lambda run_id: by_id[run_id]["label"], key="prune_search_pick")
+        use.button("Use", key="prune_use_search", on_click=_use_search, args=(by_id[found],),
+                   help="Fill in the detector, criterion and group rates of this search's best trial")
     with st.form("new_session", border=True):
         # Each choice is kept when the user visits another page (Streamlit forgets undrawn widgets).
         arch = kept(st.radio, "Detector", list(DETECTORS), format_func=DETECTORS.get, horizontal=True,

@@ -9,6 +9,7 @@ from facedet.cli import run_commands
 COMMANDS = {
     "prune": ("pruning.commands.prune", "one-shot pruning of a checkpoint: masks, parameter counts"),
     "train": ("pruning.commands.train", "soft filter pruning + fine-tuning (resumable)"),
+    "search": ("pruning.commands.search", "search one pruning rate per layer group (B-FPGM; Optuna), resumable"),
     "compact": ("pruning.commands.compact", "physically remove pruned channels; ONNX export; costs"),
     "runs": ("pruning.commands.runs", "the results store: list, export, delete runs"),
 }

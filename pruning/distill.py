@@ -8,7 +8,10 @@ The student learns the teacher's outputs on the very crops it trains on, so no l
 - ``loc``: smooth-L1 to the teacher's box regression on the priors where the teacher is
   confident (face probability >= ``loc_threshold``);
 - ``features`` (optional): mean squared error between the maps both models feed their detection
-  heads (same architecture, so channel by channel).
+  heads (same architecture, so channel by channel);
+- ``boxes`` (optional, in ``pruning.train``): the teacher's detections on the crop (score >=
+  ``box_score``, after NMS) taken as labels for the MultiBox loss, whose hard-negative mining
+  goes after the student's most confident boxes where the teacher sees no face.
 
 The sums are divided by the number of confident teacher priors in the batch (at least the batch
 size), as the MultiBox loss divides by its face priors, so the terms weigh alike whatever the
@@ -22,6 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from facedet.box_coding import VARIANCES, decode
+
 
 @dataclass(frozen=True)
 class DistillWeights:
@@ -31,6 +36,8 @@ class DistillWeights:
     temperature: float = 1.0
     loc_threshold: float = 0.5
     face_weight: float = 1.0  # how much more a prior the teacher calls a face counts in ``conf``
+    boxes: float = 0.0  # weight of the MultiBox loss on the teacher's detections (``teacher_boxes``)
+    box_score: float = 0.5  # teacher detections at least this sure are labels for ``boxes``
 
 
 class HeadInputs:
@@ -93,6 +100,28 @@ def distillation_loss(student, teacher, weights=DistillWeights(), student_maps=N
     else:
         terms["features"] = s_loc.sum() * 0.0
     return terms
+
+
+def teacher_boxes(teacher, priors, score=0.5, nms_iou=0.3, variances=VARIANCES):
+    """Per image of the batch, the teacher's face boxes (normalised x1, y1, x2, y2; score >=
+    ``score``, greedy NMS at ``nms_iou``, as ``detect`` keeps them): labels for the MultiBox loss.
+
+    ``teacher`` is its ``(loc [B, P, 4], conf [B, P, 2])``; ``priors [P, 4]`` cx, cy, w, h.
+    """
+    from facedet.postprocess import nms
+
+    loc, conf = teacher[0].detach().float(), teacher[1].detach().float()
+    probability = torch.softmax(conf, dim=-1)[..., 1]
+    boxes = []
+    for b in range(loc.shape[0]):
+        sure = torch.nonzero(probability[b] >= score).flatten()
+        if not len(sure):
+            boxes.append(loc.new_zeros((0, 4)))
+            continue
+        decoded = decode(loc[b, sure], priors[sure].to(loc), variances)
+        kept = nms(decoded.cpu().numpy(), probability[b, sure].cpu().numpy(), nms_iou)
+        boxes.append(decoded[torch.as_tensor(kept, device=decoded.device)].clamp(0.0, 1.0))
+    return boxes
 
 
 class Teacher(nn.Module):

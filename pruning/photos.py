@@ -87,9 +87,14 @@ class PhotoCrops:
         self.flip_probability = flip_probability
 
     def __call__(self, image, anchors, rng):
+        crop = self.window(image, anchors, rng, self.size)
+        return self.finish(crop, rng)
+
+    def window(self, image, anchors, rng, size):
+        """A ``size`` x ``size`` uint8 crop of ``image`` at a random zoom (see the class)."""
         height, width = image.shape[:2]
         zoom = self.base_scale(height, width) * 2.0 ** rng.uniform(*self.zoom_range)
-        side = self.size / zoom  # the window's side in photo pixels
+        side = size / zoom  # the window's side in photo pixels
         if len(anchors) and rng.random() < self.face_crop_probability:
             x1, y1, x2, y2 = anchors[int(rng.integers(len(anchors)))]
             # A window holding the whole face (or lying within it when the face is larger).
@@ -99,7 +104,18 @@ class PhotoCrops:
             left = rng.uniform(min(0.0, width - side), max(0.0, width - side))
             top = rng.uniform(min(0.0, height - side), max(0.0, height - side))
         interpolation = INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))]
-        crop = crop_resize(image, (left, top, left + side, top + side), self.size, interpolation)
+        return crop_resize(image, (left, top, left + side, top + side), size, interpolation)
+
+    def mosaic(self, photos, rng):
+        """Four half-size windows, one of each ``(image, anchors)`` of ``photos``, in a 2 x 2 grid:
+        faces keep the sizes of a whole crop, in scenes no single photo shows (as YOLOv4's mosaic)."""
+        half = self.size // 2
+        tiles = [self.window(image, anchors, rng, half) for image, anchors in photos]
+        grid = np.concatenate((np.concatenate(tiles[:2], axis=1), np.concatenate(tiles[2:], axis=1)), axis=0)
+        return self.finish(grid, rng)
+
+    def finish(self, crop, rng):
+        """Photometric distortion and flip of a finished crop, as a network input tensor."""
         colour_rng = np.random.default_rng(rng.integers(2**63))
         if self.photometric:
             crop = distort(crop, colour_rng)
@@ -118,13 +134,14 @@ class PhotoLoader:
     has_labels = False
 
     def __init__(self, images, anchors, crops, crops_per_photo=4, batch_size=8, workers=0, seed=0,
-                 rank=0, world_size=1):
+                 rank=0, world_size=1, mosaic=0.0):
         if not images:
             raise DataError("no usable photos to train on")
         self.images, self.anchors, self.crops = images, anchors, crops
         self.crops_per_photo = int(crops_per_photo)
         self.batch_size, self.workers, self.seed = int(batch_size), int(workers), int(seed)
         self.rank, self.world_size = rank, world_size
+        self.mosaic = float(mosaic)  # share of crops made as a 2 x 2 mosaic of four photos
 
     def _order(self, epoch):
         """``(photo, k)`` pairs: the k-th crop of each photo, in this epoch's order."""
@@ -155,6 +172,11 @@ class _PhotoEpoch(Dataset):
         photo, k = self.order[position]
         loader = self.loader
         rng = np.random.default_rng([loader.seed, self.epoch, photo, k])
+        if loader.mosaic and rng.random() < loader.mosaic:
+            others = rng.integers(len(loader.images), size=3)
+            chosen = [photo, *(int(i) for i in others)]
+            rng.shuffle(chosen)
+            return loader.crops.mosaic([(loader.images[i], loader.anchors[i]) for i in chosen], rng)
         return loader.crops(loader.images[photo], loader.anchors[photo], rng)
 
 

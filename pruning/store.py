@@ -152,6 +152,12 @@ class ResultsStore:
             conn.execute("UPDATE runs SET status=?, finished_at=?, updated_at=? WHERE id=?",
                          (status, _now(), _now(), run_id))
 
+    def set_rate(self, run_id, rate):
+        """The share of filters the run's rates remove (a search knows it only once it has a best trial)."""
+        with self._connect() as conn:
+            self._require(conn, run_id)
+            conn.execute("UPDATE runs SET rate=?, updated_at=? WHERE id=?", (rate, _now(), run_id))
+
     def record_curves(self, run_id, document):
         """Keep the precision-recall curves document of the run's evaluation (replacing any)."""
         with self._connect() as conn:

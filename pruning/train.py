@@ -31,7 +31,7 @@ from facedet.models import detector_spec
 from facedet.numerics import first_non_finite
 from pruning.criteria import CRITERIA, check_criterion, check_rate, select_filters
 from pruning.rates import check_layer_rates, removed_share
-from pruning.distill import HeadInputs, Teacher, capturing, distillation_loss
+from pruning.distill import HeadInputs, Teacher, capturing, distillation_loss, teacher_boxes
 from pruning.photos import ZOOM_RANGE
 from pruning.masks import (apply_masks, masks_from_lists, masks_from_removed, masks_to_lists, zero_gradients,
                            zero_optimizer_state)
@@ -52,9 +52,10 @@ NUMBER_RANGES = {
     "lr": (float, 0.0, 1.0, True), "lr_gamma": (float, 0.0, 1.0, True), "finetune_lr": (float, 0.0, 1.0, True),
     "lr_milestones": (int, 0), "momentum": (float, 0.0, 1.0, False, True), "weight_decay": (float, 0.0, 1.0),
     "batch_size": (int, 1), "crop_size": (int, 64, 4096), "workers": (int, 0), "crops_per_photo": (int, 1),
-    "face_crops": (float, 0.0, 1.0), "photo_zoom": (float, -4.0, 4.0),
+    "face_crops": (float, 0.0, 1.0), "mosaic": (float, 0.0, 1.0), "photo_zoom": (float, -4.0, 4.0),
     "distill_conf": (float, 0.0), "distill_loc": (float, 0.0), "distill_features": (float, 0.0),
-    "distill_temperature": (float, 0.0, None, True), "distill_face_weight": (float, 0.0), "label_loss": (float, 0.0),
+    "distill_temperature": (float, 0.0, None, True), "distill_face_weight": (float, 0.0), "distill_boxes": (float, 0.0),
+    "distill_box_score": (float, 0.0, 1.0, True), "label_loss": (float, 0.0),
     "sample_images": (int, 1), "max_images": (int, 1), "seed": (int, 0, MAX_SEED), "slimming_lambda": (float, 0.0),
     "eval_images": (int, 1), "threads": (int, 1),
 }
@@ -88,6 +89,7 @@ class TrainConfig:
     photos: str | None = None  # folder of unlabelled photos (recursive); the teacher supplies the targets
     crops_per_photo: int = 4  # photo crops per photo and epoch
     face_crops: float = 0.5  # share of photo crops centred near a face the teacher finds
+    mosaic: float = 0.0  # share of photo crops made of four photos' windows in a 2 x 2 grid
     photo_zoom: tuple = ZOOM_RANGE  # log2 range of the photo crops' zoom around the automatic scale
     distill: bool = False  # learn the outputs of the starting model (the teacher)
     distill_conf: float = 1.0  # weight: teacher face probabilities on every prior
@@ -95,6 +97,8 @@ class TrainConfig:
     distill_features: float = 0.0  # weight: the maps fed to the detection heads
     distill_temperature: float = 1.0
     distill_face_weight: float = 1.0  # the teacher's face priors count this many times in the probabilities
+    distill_boxes: float = 0.0  # weight of the MultiBox loss on the teacher's detections as labels (0: off)
+    distill_box_score: float = 0.5  # teacher detections at least this sure are labels for distill_boxes
     keep_pruned: bool = False  # pruned filters stay pruned (hard gradual pruning): no regrowth, steps only add
     freeze_batchnorm: bool = False  # BatchNorm keeps its running statistics (small batches: batch statistics mislead)
     label_loss: float = 1.0  # weight of the MultiBox loss on labelled data (WIDER FACE, sample set)
@@ -165,7 +169,8 @@ class TrainConfig:
         from pruning.distill import DistillWeights
 
         return DistillWeights(self.distill_conf, self.distill_loc, self.distill_features, self.distill_temperature,
-                              face_weight=self.distill_face_weight)
+                              face_weight=self.distill_face_weight, boxes=self.distill_boxes,
+                              box_score=self.distill_box_score)
 
     def to_dict(self):
         """The settings as JSON, flat: the schedule's beside the others, as every run has saved them."""
@@ -413,7 +418,13 @@ class _Trainer:
         loss = loss_loc + loss_conf
         if self.teacher is not None:
             student_maps = self.student_maps.take() if self.student_maps is not None else None
-            terms = distillation_loss((loc, conf), teacher_out, self.config.distill_weights, student_maps, teacher_maps)
+            weights = self.config.distill_weights
+            terms = distillation_loss((loc, conf), teacher_out, weights, student_maps, teacher_maps)
+            if weights.boxes:
+                priors = self._priors_for(images.shape[2:])
+                labels = teacher_boxes(teacher_out, priors, weights.box_score)
+                box_loc, box_conf = self.loss_fn(loc, conf, priors, labels)
+                terms["loc"], terms["conf"] = terms["loc"] + weights.boxes * box_loc, terms["conf"] + weights.boxes * box_conf
             loss_loc, loss_conf = loss_loc + terms["loc"], loss_conf + terms["conf"]
             loss = loss + terms["loc"] + terms["conf"] + terms["features"]
         loss = self.criterion.regularize(self.net, loss, self.config.slimming_lambda)  # e.g. slimming's L1
@@ -634,7 +645,7 @@ def _training_data(config, teacher, device, dist):
         finder = Detector(teacher.model, config.detector, device=device)
         crops = PhotoCrops(config.crop_size, finder.auto_scale, config.photo_zoom, config.face_crops)
         loader = PhotoLoader(images, teacher_faces(finder, images), crops, config.crops_per_photo, config.batch_size,
-                             config.workers, config.seed, dist.rank, dist.world_size)
+                             config.workers, config.seed, dist.rank, dist.world_size, config.mosaic)
         return None, f"{len(images)} photos from {config.photos} (unlabelled; teacher-distilled)", loader
     from pruning.data import EpochLoader, training_root
 

@@ -90,3 +90,34 @@ def test_prune_starts_a_session_at_group_rates_and_refuses_bad_ones(engine_dirs)
 
     status = shared_queue().sessions()[0]  # the newest
     assert status.config.layer_rates == group_layer_rates("eresfd", RATES)
+
+
+def test_prune_takes_a_searchs_best_rates_in_one_click(engine_dirs, weights_dir, monkeypatch):
+    import json
+
+    from pruning.search import SearchConfig, search
+    from pruning.store import ResultsStore
+
+    monkeypatch.setenv("FACEDET_WEIGHTS_DIR", str(weights_dir))
+    result = search(SearchConfig(detector="eresfd", criterion="l1", target_sparsity=0.3, trials=1, recovery_steps=1,
+                                 validation_crops=8, threads=1, device="cpu"),
+                    engine_dirs / "search", store=ResultsStore())
+    best = result.best
+    at = open_page("pages/2_Prune.py", prune_arch="eresfd", prune_criterion="fpgm")
+    assert not at.exception
+    picker = at.selectbox(key="prune_search_pick")
+    assert picker.value == result.run_id
+    assert picker.format_func(result.run_id).startswith(f"search #{result.run_id}: EResFD L1")
+    at.button(key="prune_use_search").click().run()
+    assert not at.exception
+    assert at.text_input(key="prune_group_rates").value == best["group_rates_text"]
+    assert at.session_state["prune_criterion"] == "l1"
+    at.session_state["prune_epochs"], at.session_state["prune_finetune"], at.session_state["prune_crop"] = 1, 1, 160
+    at.run()
+    next(b for b in at.button if b.label == "Start").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    from pruning.session import shared_queue
+
+    status = shared_queue().sessions()[0]
+    assert status.config.layer_rates == group_layer_rates("eresfd", best["group_rates"])
+    assert json.loads(ResultsStore().get_run(result.run_id)["layer_rates"]) == status.config.layer_rates

@@ -12,7 +12,7 @@ import torch
 from facedet.samples import annotated, photos_dir, sample_photos
 from facedet.weights import load_model
 from pruning.agreement import agreement, average_precision, face_counts
-from pruning.distill import DistillWeights, HeadInputs, Teacher, distillation_loss
+from pruning.distill import DistillWeights, HeadInputs, Teacher, distillation_loss, teacher_boxes
 from pruning.photos import PhotoCrops, PhotoLoader, find_photos, load_photos
 from pruning.presets import preset_config
 
@@ -74,6 +74,32 @@ def test_temperature_softens_and_scales_by_its_square():
     p = torch.softmax(torch.tensor([0.0, 0.5]), 0)
     assert float(t4) == pytest.approx(16 * float((p * (p.log() - np.log(0.5))).sum()), rel=1e-4)
     assert float(t4) < float(t1) * 16
+
+
+def test_teacher_boxes_are_the_detections_detect_keeps(assets_dir):
+    """The labels of the teacher-box term on a crop are what ``Detector.detect`` finds on it (>= 0.5)."""
+    from facedet.detector import Detector
+    from facedet.images import read_image
+    from facedet.priors import make_priors
+
+    model, _ = load_model("eresfd")
+    detector = Detector(model, "eresfd", device="cpu")
+    image = read_image(photos_dir("holdout") / "office-group-13.jpg")[100:420, 300:620]  # 320 x 320, several faces
+    expected = detector.detect(image, scale=1.0, threshold=0.5)
+    outputs = Teacher(model)(detector.preprocess(image, 1.0))[0]
+    [boxes] = teacher_boxes(outputs, make_priors(320, 320), score=0.5)
+    assert len(expected) >= 3 and boxes.shape == (len(expected), 4)
+    assert np.allclose(boxes.numpy() * 320, expected[:, :4], atol=0.05)
+    # Nothing above 0.5 in a flat grey crop: no label, so the loss only mines the hardest negatives.
+    [none] = teacher_boxes(Teacher(model)(torch.zeros(1, 3, 160, 160))[0], make_priors(160, 160))
+    assert none.shape == (0, 4)
+
+
+def test_teacher_boxes_keep_one_box_per_face():
+    priors = torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.51, 0.5, 0.2, 0.2], [0.2, 0.2, 0.1, 0.1]])
+    conf = torch.tensor([[[0.0, 3.0], [0.0, 2.0], [2.0, 0.0]]])  # two overlapping faces, then background
+    [boxes] = teacher_boxes((torch.zeros(1, 3, 4), conf), priors)
+    assert torch.allclose(boxes, torch.tensor([[0.4, 0.4, 0.6, 0.6]]))
 
 
 # --- photo folders --------------------------------------------------------------------------
@@ -141,13 +167,32 @@ def test_photo_crops_are_reproducible_and_centre_on_faces():
     assert torch.equal(torch.cat([b[0] for b in batches]), torch.cat([b[0] for b in loader.epoch(0)]))
 
 
+def test_mosaic_crops_tile_four_photos_and_are_reproducible():
+    photos = [np.full((300, 300, 3), value, dtype=np.uint8) for value in (20, 80, 160, 240)]
+    anchors = [np.zeros((0, 4))] * 4
+    crops = PhotoCrops(96, lambda h, w: 1.0, zoom_range=(0.0, 0.0), photometric=False, flip_probability=0.0)
+    loader = PhotoLoader(photos, anchors, crops, crops_per_photo=4, batch_size=16, mosaic=1.0)
+    [(batch, _)] = list(loader.epoch(0))
+    assert batch.shape == (16, 3, 96, 96)
+    assert torch.equal(batch, next(iter(loader.epoch(0)))[0])
+    quadrants = batch[:, 0, ::48, ::48] + 123  # the red channel of each 48-px tile's corner
+    assert set(quadrants.flatten().round().int().tolist()) <= {20, 80, 160, 240}
+    # Every crop holds the photo it was drawn for, beside three others (any of the four).
+    order = loader._order(0)
+    for (photo, _), tiles in zip(order, quadrants):
+        assert photos[photo][0, 0, 0] in tiles.round().int().flatten().tolist()
+    plain = PhotoLoader(photos, anchors, crops, crops_per_photo=4, batch_size=16)
+    tiles = next(iter(plain.epoch(0)))[0][:, 0, ::48, ::48]
+    assert all(len(set(t.flatten().tolist())) == 1 for t in tiles)  # without mosaic: one photo a crop
+
+
 # --- resume -----------------------------------------------------------------------------------
 def test_a_resumed_distillation_run_ends_with_the_same_weights(tmp_path):
     from pruning.train import Cancelled, train
 
     config = preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.3, epochs=3, finetune_epochs=1,
                            ramp_epochs=2, crops_per_photo=1, batch_size=4, crop_size=128, distill_features=1.0,
-                           evaluate=False, threads=1)
+                           distill_boxes=1.0, mosaic=0.5, evaluate=False, threads=1)
     straight = train(config, tmp_path / "straight")
 
     stop_after = {"epochs": 0}

@@ -12,6 +12,7 @@ import os
 import sys
 
 from facedet import cli_types
+from pruning.commands.progress_bar import LazyBar
 from pruning.commands.rate_options import add_rate_options, rates_from_args
 
 
@@ -37,6 +38,7 @@ HELP = {
     "photos": "folder of unlabelled photos, searched recursively; needs --distill (bad files are skipped)",
     "crops_per_photo": "crops of every photo per epoch",
     "face_crops": "share of photo crops centred near a face the teacher finds (0-1)",
+    "mosaic": "share of photo crops made as a 2 x 2 mosaic of four photos' windows (0-1)",
     "photo_zoom": "log2 range (low high) of the photo crops' zoom around the detector's automatic scale",
     "distill": "learn the starting model's outputs (it is the teacher)",
     "distill_conf": "weight of the teacher's face probabilities (all priors)",
@@ -44,6 +46,8 @@ HELP = {
     "distill_features": "weight of the teacher's detection maps (0: off)",
     "distill_temperature": "temperature of the face probabilities",
     "distill_face_weight": "how many times the priors the teacher calls faces count in the probabilities",
+    "distill_boxes": "weight of the MultiBox loss on the teacher's detections as labels (0: off)",
+    "distill_box_score": "teacher detections at least this sure are labels for --distill-boxes",
     "freeze_batchnorm": "keep BatchNorm running statistics fixed while training",
     "keep_pruned": "filters pruned as the rate ramps stay pruned (no regrowth; steps only add filters)",
     "label_loss": "weight of the MultiBox loss on labelled data",
@@ -181,34 +185,19 @@ def _rate_settings(args, detector):
     return {"layer_rates": rates} if isinstance(rates, dict) else {"rate": rates, "layer_rates": None}
 
 
-class _ProgressBar:
+class _ProgressBar(LazyBar):
     """A tqdm bar over all training steps; the description says the epoch, phase and loss."""
-
-    def __init__(self, disable):
-        self.disable = disable
-        self.bar = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
-        return False
 
     def update(self, event):
         if self.disable:
             return
-        from tqdm import tqdm
-
         if event.kind == "stage":
             if self.bar is not None:
                 self.bar.set_description(event.message)
             return
         total = event.epochs * event.steps
         if self.bar is None:
-            self.bar = tqdm(total=total, unit="step", dynamic_ncols=True)
-            self.bar.update(event.epoch * event.steps + event.step - 1 if event.kind == "step" else 0)
+            self.start(total, "step").update(event.epoch * event.steps + event.step - 1 if event.kind == "step" else 0)
         if event.kind == "step":
             self.bar.update(1)
             self.bar.set_description(f"epoch {event.epoch + 1}/{event.epochs} {event.phase}")
