@@ -4,7 +4,8 @@ The student learns the teacher's outputs on the very crops it trains on, so no l
 
 - ``conf``: the teacher's face probability on every prior, background included, as a binary
   KL divergence at temperature ``T`` (times T², Hinton et al.), summed over priors (those the
-  teacher calls faces ``face_weight`` times: they are a few dozen among thousands);
+  teacher calls faces ``face_weight`` times: they are a few dozen among thousands; with ``focus``
+  each prior weighted by how far the student's face probability is from the teacher's, to that power);
 - ``loc``: smooth-L1 to the teacher's box regression on the priors where the teacher is
   confident (face probability >= ``loc_threshold``);
 - ``features`` (optional): mean squared error between the maps both models feed their detection
@@ -36,6 +37,7 @@ class DistillWeights:
     temperature: float = 1.0
     loc_threshold: float = 0.5
     face_weight: float = 1.0  # how much more a prior the teacher calls a face counts in ``conf``
+    focus: float = 0.0  # > 0: each prior's ``conf`` term weighted by |teacher - student face probability| ** focus
     boxes: float = 0.0  # weight of the MultiBox loss on the teacher's detections (``teacher_boxes``)
     box_score: float = 0.5  # teacher detections at least this sure are labels for ``boxes``
 
@@ -89,6 +91,10 @@ def distillation_loss(student, teacher, weights=DistillWeights(), student_maps=N
     denominator = max(int(confident.sum()), s_loc.shape[0])
     if weights.face_weight != 1.0:
         kl = torch.where(confident, kl * weights.face_weight, kl)
+    if weights.focus:
+        # Where the student disagrees most (a face it misses, a box on nothing): as focal loss does.
+        gap = (torch.softmax(t_conf, dim=-1)[..., 1] - torch.softmax(s_conf.detach(), dim=-1)[..., 1]).abs()
+        kl = kl * gap ** weights.focus
     terms = {"conf": weights.conf * temperature**2 * kl.sum() / denominator}
     if confident.any():
         terms["loc"] = weights.loc * F.smooth_l1_loss(s_loc[confident], t_loc[confident], reduction="sum") / denominator

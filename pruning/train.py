@@ -54,7 +54,8 @@ NUMBER_RANGES = {
     "batch_size": (int, 1), "crop_size": (int, 64, 4096), "workers": (int, 0), "crops_per_photo": (int, 1),
     "face_crops": (float, 0.0, 1.0), "mosaic": (float, 0.0, 1.0), "photo_zoom": (float, -4.0, 4.0),
     "distill_conf": (float, 0.0), "distill_loc": (float, 0.0), "distill_features": (float, 0.0),
-    "distill_temperature": (float, 0.0, None, True), "distill_face_weight": (float, 0.0), "distill_boxes": (float, 0.0),
+    "distill_temperature": (float, 0.0, None, True), "distill_face_weight": (float, 0.0), "distill_boxes": (float, 0.0), "distill_focus": (float, 0.0, 8.0),
+    "average_epochs": (int, 0),
     "distill_box_score": (float, 0.0, 1.0, True), "label_loss": (float, 0.0),
     "sample_images": (int, 1), "max_images": (int, 1), "seed": (int, 0, MAX_SEED), "slimming_lambda": (float, 0.0),
     "eval_images": (int, 1), "threads": (int, 1),
@@ -97,8 +98,10 @@ class TrainConfig:
     distill_features: float = 0.0  # weight: the maps fed to the detection heads
     distill_temperature: float = 1.0
     distill_face_weight: float = 1.0  # the teacher's face priors count this many times in the probabilities
+    distill_focus: float = 0.0  # > 0: probabilities weighted by the teacher-student gap to this power
     distill_boxes: float = 0.0  # weight of the MultiBox loss on the teacher's detections as labels (0: off)
     distill_box_score: float = 0.5  # teacher detections at least this sure are labels for distill_boxes
+    average_epochs: int = 0  # > 0: the final model is the mean of the weights after every step of the last N epochs
     keep_pruned: bool = False  # pruned filters stay pruned (hard gradual pruning): no regrowth, steps only add
     freeze_batchnorm: bool = False  # BatchNorm keeps its running statistics (small batches: batch statistics mislead)
     label_loss: float = 1.0  # weight of the MultiBox loss on labelled data (WIDER FACE, sample set)
@@ -169,7 +172,7 @@ class TrainConfig:
         from pruning.distill import DistillWeights
 
         return DistillWeights(self.distill_conf, self.distill_loc, self.distill_features, self.distill_temperature,
-                              face_weight=self.distill_face_weight, boxes=self.distill_boxes,
+                              face_weight=self.distill_face_weight, focus=self.distill_focus, boxes=self.distill_boxes,
                               box_score=self.distill_box_score)
 
     def to_dict(self):
@@ -300,7 +303,9 @@ class _Trainer:
         self.history = []
         self.start_epoch = 0
         self.run_id = None
+        self.average, self.averaged = None, 0  # running mean of the weights (average_epochs) and its count
         if state is not None:
+            self.average, self.averaged = state.get("average"), int(state.get("averaged", 0))
             self.optimizer.load_state_dict(state["optimizer"])
             if state["scaler"]:  # empty when the run started without CUDA
                 self.scaler.load_state_dict(state["scaler"])
@@ -329,6 +334,7 @@ class _Trainer:
             for epoch in range(self.start_epoch, total):
                 record = self._train_epoch(epoch, total, started)
                 self._after_epoch(epoch, record)
+            self._use_average()
         except (Cancelled, KeyboardInterrupt) as stop:
             self._close_store_record("cancelled", "stopped by the user; resume to continue", quiet=True)
             if isinstance(stop, KeyboardInterrupt):
@@ -381,6 +387,8 @@ class _Trainer:
                 raise Cancelled()
             t0 = time.perf_counter()
             loss_loc, loss_conf = self._step(images, targets, frozen)
+            if epoch >= total - self.config.average_epochs:
+                self._accumulate_average()
             for key, value in (("loss", loss_loc + loss_conf), ("loss_loc", loss_loc), ("loss_conf", loss_conf)):
                 sums[key] += value
             last_batch = (images, targets)
@@ -440,6 +448,28 @@ class _Trainer:
             apply_masks(self.net, self.masks)
         return loss_loc.item(), loss.item() - loss_loc.item()
 
+    def _accumulate_average(self):
+        """Add the current weights to their running mean (floating tensors: BatchNorm's statistics too)."""
+        current = {k: v.detach() for k, v in self.net.state_dict().items() if v.is_floating_point()}
+        self.averaged += 1
+        if self.average is None:
+            self.average = {k: v.clone().cpu() for k, v in current.items()}
+            return
+        for key, value in current.items():
+            self.average[key] += (value.cpu() - self.average[key]) / self.averaged
+
+    def _use_average(self):
+        """The model becomes the mean of its weights over the last ``average_epochs`` epochs (pruned
+        filters zero again under the final masks): smoother than the last step's on a few photos."""
+        if self.average is None:
+            return
+        with torch.no_grad():
+            for key, value in self.net.state_dict().items():
+                if key in self.average:
+                    value.copy_(self.average[key].to(value.device))
+        if self.masks is not None:
+            apply_masks(self.net, self.masks)
+
     def _prune(self, batch, epoch=None):
         """Recompute the masks with the criterion and zero the selected filters (and their state)."""
         rate = self.config.layer_rates if self.config.layer_rates is not None else self.config.rate
@@ -476,6 +506,8 @@ class _Trainer:
             "masks": masks_to_lists(self.masks) if self.masks is not None else None,
             "history": self.history,
             "run_id": self.run_id,
+            "average": self.average,
+            "averaged": self.averaged,
         })
         self.dist.barrier()
 

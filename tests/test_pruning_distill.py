@@ -66,6 +66,17 @@ def test_distillation_loss_on_known_values():
     assert torch.all(student[0].grad[0, 1] == 0)  # no box target where the teacher sees background
 
 
+def test_focus_weights_each_prior_by_the_gap_between_the_two_probabilities():
+    teacher = (torch.zeros(1, 2, 4), torch.tensor([[[0.0, 10.0], [10.0, 0.0]]]))
+    student = (torch.zeros(1, 2, 4), torch.tensor([[[0.0, 0.0], [10.0, 0.0]]]))  # misses the face, right on prior 1
+    plain = distillation_loss(student, teacher)["conf"]
+    focused = distillation_loss(student, teacher, DistillWeights(focus=2.0))["conf"]
+    gap = float(torch.softmax(torch.tensor([0.0, 10.0]), 0)[1]) - 0.5
+    # Prior 1's KL is 0 either way; prior 0's is scaled by gap ** 2.
+    assert float(focused) == pytest.approx(float(plain) * gap**2, rel=1e-4)
+    assert float(distillation_loss(teacher, teacher, DistillWeights(focus=1.0))["conf"]) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_temperature_softens_and_scales_by_its_square():
     teacher = (torch.zeros(1, 1, 4), torch.tensor([[[0.0, 2.0]]]))
     student = (torch.zeros(1, 1, 4), torch.tensor([[[0.0, 0.0]]]))
@@ -192,7 +203,8 @@ def test_a_resumed_distillation_run_ends_with_the_same_weights(tmp_path):
 
     config = preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.3, epochs=3, finetune_epochs=1,
                            ramp_epochs=2, crops_per_photo=1, batch_size=4, crop_size=128, distill_features=1.0,
-                           distill_boxes=1.0, mosaic=0.5, evaluate=False, threads=1)
+                           distill_boxes=1.0, distill_focus=1.0, mosaic=0.5, average_epochs=3, evaluate=False,
+                           threads=1)
     straight = train(config, tmp_path / "straight")
 
     stop_after = {"epochs": 0}
@@ -274,3 +286,28 @@ def test_the_hand_annotations_match_the_dense_model_on_the_held_out_photos():
         found, total = found + f, total + f + m
     assert total >= 20 and found >= 0.9 * total
     json.dumps([p.name for p in annotated("holdout")])
+
+
+def test_weight_averaging_ends_with_the_mean_of_the_last_epochs_weights(tmp_path, monkeypatch):
+    from pruning import train as training
+
+    snapshots = []
+    accumulate = training._Trainer._accumulate_average
+
+    def recording(self):
+        snapshots.append({k: v.detach().clone() for k, v in self.net.state_dict().items() if v.is_floating_point()})
+        accumulate(self)
+
+    monkeypatch.setattr(training._Trainer, "_accumulate_average", recording)
+    config = preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.5, epochs=1, finetune_epochs=2,
+                           ramp_epochs=0, crops_per_photo=1, batch_size=4, crop_size=128, average_epochs=1,
+                           evaluate=False, threads=1)
+    result = training.train(config, tmp_path / "run")
+    assert len(snapshots) == 2  # 7 photos, batches of 4: the last epoch's two steps
+    final = result.model.state_dict()
+    for key, first in snapshots[0].items():
+        assert torch.allclose(final[key], (first + snapshots[1][key]) / 2, atol=1e-6), key
+    # Pruned filters stay zero in the averaged model.
+    from pruning.masks import masks_of
+
+    assert sum(int((~keep).sum()) for keep in masks_of(result.model).values()) > 0

@@ -46,6 +46,8 @@ HELP = {
     "distill_features": "weight of the teacher's detection maps (0: off)",
     "distill_temperature": "temperature of the face probabilities",
     "distill_face_weight": "how many times the priors the teacher calls faces count in the probabilities",
+    "distill_focus": "weight each prior's probability term by the teacher-student gap to this power (0: off)",
+    "average_epochs": "the final model is the mean of the weights after every step of the last N epochs (0: off)",
     "distill_boxes": "weight of the MultiBox loss on the teacher's detections as labels (0: off)",
     "distill_box_score": "teacher detections at least this sure are labels for --distill-boxes",
     "freeze_batchnorm": "keep BatchNorm running statistics fixed while training",
