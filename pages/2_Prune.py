@@ -29,7 +29,7 @@ def _device():
     return f"CUDA ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "CPU (no CUDA GPU here: keep sessions short)"
 
 
-QUICK = preset_settings("quick")  # the page's defaults are the CLI's --preset quick
+QUICK = preset_settings("quick")  # the page's defaults are the CLI's --preset quick (epochs: per detector)
 DATA = {
     "photos": "Sample photos (real, unlabelled: the dense model teaches the pruned one)",
     "upload": "My photos (upload several; unlabelled, distilled)",
@@ -85,21 +85,27 @@ with form:
                                   wider_choices, format_func=str, key="prune_wider_root") if wider_choices else None
         with st.expander("Schedule (the quick preset's; paper: 200 + 10 epochs)"):
             sfp, finetune, crop = st.columns(3)
-            epochs = kept(sfp.number_input, "SFP epochs", 1, 200, key="prune_epochs", default=QUICK["epochs"],
+            # Empty: the preset's for the chosen detector (it differs: EXTD's session is shorter).
+            presets = ", ".join(f"{name} {preset_settings('quick', arch)['epochs']}" for arch, name in DETECTORS.items())
+            epochs = kept(sfp.number_input, "SFP epochs", 1, 200, key="prune_epochs", default=None,
+                          placeholder=f"preset ({presets})",
                           help="Soft Filter Pruning: the rate ramps up over the first two thirds; "
-                               "filters are re-selected and zeroed after every epoch.")
+                               "filters are re-selected and zeroed after every epoch. Empty: the quick preset's.")
+            finetunes = ", ".join(f"{name} {preset_settings('quick', arch)['finetune_epochs']}"
+                                  for arch, name in DETECTORS.items())
             finetune_epochs = kept(finetune.number_input, "Fine-tune epochs", 0, 50, key="prune_finetune",
-                                   default=QUICK["finetune_epochs"], help="With the masks frozen.")
+                                   default=None, placeholder=f"preset ({finetunes})",
+                                   help="With the masks frozen. Empty: the quick preset's.")
             crop_size = kept(crop.select_slider, "Training crop (px)", CROPS, key="prune_crop",
                              default=QUICK["crop_size"], allowed=CROPS)
-        st.caption(f"Runs on {_device()}. The default session takes about 2 minutes for EResFD on a 2-core CPU "
-                   "(EXTD: several times longer).")
+        st.caption(f"Runs on {_device()}. The default session takes about 1–2 minutes for EResFD on a 2-core CPU, "
+                   "about 11 for EXTD (fewer epochs).")
         start = st.form_submit_button("Start", type="primary", disabled=read_only())
     if start:
         options = {}
-        if epochs != QUICK["epochs"]:
+        if epochs is not None:
             options.update(epochs=int(epochs), ramp_epochs=max(1, round(int(epochs) * 2 / 3)))
-        if finetune_epochs != QUICK["finetune_epochs"]:
+        if finetune_epochs is not None:
             options["finetune_epochs"] = int(finetune_epochs)
         if crop_size != QUICK["crop_size"]:
             options["crop_size"] = int(crop_size)

@@ -6,7 +6,8 @@ unlabelled sample photos with distillation from the dense model, BatchNorm stati
 training (batches of 8 crops are too small to estimate them), the rate ramped up over the first
 two thirds of the SFP epochs, Adam at 1e-3 without weight decay, crops zoomed out down to a
 quarter of the automatic scale (the coarse levels see whole scenes too). The command line's
-``--preset quick`` and the app's Prune page both start from it.
+``--preset quick`` and the app's Prune page both start from it; EXTD, about 30 times costlier, gets
+fewer epochs (``DETECTOR_PRESETS``).
 """
 
 from facedet.errors import FacedetError
@@ -19,15 +20,22 @@ PRESETS = {
         freeze_batchnorm=True, photo_zoom=(-2.0, 0.5),
     ),
 }
+# A preset's settings for one detector, on top of its own. EXTD costs about 30 times EResFD's FLOPs:
+# at the quick preset's 40 epochs a session takes an hour on a 2-core CPU, at these 8 about 11 minutes
+# (measured: README, "Quick sessions").
+DETECTOR_PRESETS = {
+    "quick": {"extd": dict(epochs=6, ramp_epochs=4, finetune_epochs=2)},
+}
 # Presets that train on the project's sample photos unless told otherwise.
 PHOTO_PRESETS = ("quick",)
 
 
-def preset_settings(name):
-    """The ``TrainConfig`` settings of preset ``name`` (the quick one with its photo folder)."""
+def preset_settings(name, detector=None):
+    """The ``TrainConfig`` settings of preset ``name`` for ``detector`` (the quick one with its photo
+    folder; a detector's own settings, ``DETECTOR_PRESETS``, on top)."""
     if name not in PRESETS:
         raise FacedetError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    settings = dict(PRESETS[name])
+    settings = dict(PRESETS[name], **DETECTOR_PRESETS.get(name, {}).get(detector, {}))
     if name in PHOTO_PRESETS:
         from facedet.samples import photos_dir
 
@@ -40,7 +48,7 @@ def preset_config(name, **settings):
     (``wider=``) replaces a preset's photo folder."""
     from pruning.train import TrainConfig
 
-    merged = preset_settings(name)
+    merged = preset_settings(name, settings.get("detector"))
     if settings.get("wider"):
         merged.pop("photos", None)
     merged.update(settings)

@@ -200,22 +200,27 @@ def test_runs_interrupted_under_an_earlier_server_can_be_resumed(engine_dirs, mo
         restarted.shutdown(timeout=120)
 
 
-def test_the_page_defaults_are_the_quick_preset(engine_dirs):
-    """Start pressed with nothing changed queues exactly ``--preset quick``'s session."""
+@pytest.mark.parametrize("arch", ["eresfd", "extd"])
+def test_the_page_defaults_are_the_quick_preset(engine_dirs, arch):
+    """Start pressed with nothing changed queues exactly ``--preset quick``'s session (EXTD: its shorter one)."""
     from dataclasses import asdict
 
     from pruning.presets import preset_config
     from pruning.session import shared_queue
 
-    at = open_page("pages/2_Prune.py").run()
+    at = open_page("pages/2_Prune.py")
+    at.session_state["prune_arch"] = arch
+    at.run()
     assert not at.exception
     at.button[0].click().run()
     assert "Session queued" in at.success[0].value
     status = shared_queue().sessions()[0]
     shared_queue().cancel(status.id)
     shared_queue().wait(status.id, timeout=120)
-    expected = preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.3)
+    expected = preset_config("quick", detector=arch, criterion="fpgm", rate=0.3)
     assert asdict(status.config) == asdict(expected)
+    if arch == "extd":
+        assert expected.schedule.total_epochs == 8
 
 
 def test_results_ticks_follow_run_ids_through_filters_and_deletions(engine_dirs):
