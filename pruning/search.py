@@ -194,7 +194,7 @@ class Proxy:
         from pruning.distill import DistillWeights, Teacher
         from pruning.loss import MultiBoxLoss
         from pruning.presets import preset_config
-        from pruning.train import _initial_model, _teacher_model, _training_data
+        from pruning.train import initial_model, teacher_model, training_data
         from pruning.distributed import Distributed
 
         settings = dict(detector=config.detector, criterion=config.criterion, rate=0.0, weights=config.weights,
@@ -205,10 +205,10 @@ class Proxy:
             settings["photos"] = config.photos
         self.train_config = preset_config("quick", **settings)
         self.device = device
-        self.start = _initial_model(self.train_config, None).cpu()
-        self.teacher = Teacher(_teacher_model(self.train_config)).to(device)
+        self.start = initial_model(self.train_config, None).cpu()
+        self.teacher = Teacher(teacher_model(self.train_config)).to(device)
         dist = Distributed(0, 1, device)
-        _, self.data, self.loader = _training_data(self.train_config, self.teacher, device, dist)
+        _, self.data, self.loader = training_data(self.train_config, self.teacher, device, dist)
         self.weights = DistillWeights(self.train_config.distill_conf, self.train_config.distill_loc)
         self.loss_fn = MultiBoxLoss()
         self.priors = {}
@@ -340,6 +340,8 @@ class _Search:
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported as our own one line
         self.directory = directory
+        if config is not None:
+            _check_reachable(config)  # before anything is written
         self.config = _prepare_directory(config, directory, resume)
         self.progress = progress or (lambda event: None)
         self.cancel = cancel
@@ -367,8 +369,8 @@ class _Search:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 if unscored >= UNSCORED_PER_TRIAL * config.trials:
-                    raise DataError(f"{unscored} trials in a row missed the target sparsity "
-                                    f"{config.target_sparsity:g}: it cannot be reached within the rate bounds")
+                    raise DataError(f"{unscored} proposed rates missed the target sparsity {config.target_sparsity:g} "
+                                    f"by {config.tolerance:g} or more; try a wider --tolerance or another target")
                 trial = study.ask(self.space.distributions())
                 group_rates = self.space.group_rates(trial.params)
                 layer_rates = _layer_rates(config.detector, group_rates)
@@ -520,6 +522,14 @@ class _Search:
         except DataError:
             if status == "finished":
                 raise
+
+
+def _check_reachable(config):
+    space = GroupRateSpace(config.detector, config.upper)
+    highest = space.expected_sparsity(_layer_rates(config.detector, [config.upper] * len(space.groups)))
+    if highest <= config.target_sparsity - config.tolerance:
+        raise DataError(f"a target sparsity of {config.target_sparsity:g} is out of reach: every group at the "
+                        f"highest rate ({config.upper:g}) zeroes {highest:.3f} of the parameters")
 
 
 def _layer_rates(arch, group_rates):

@@ -292,7 +292,7 @@ class _Trainer:
         self.cancel = cancel
         self.store = store
         self.schedule = self.config.schedule
-        self.net = _initial_model(self.config, state).to(self.device)
+        self.net = initial_model(self.config, state).to(self.device)
         if not resume and dist.is_main:
             _write_config(self.config, run_dir)  # after the model loads: a bad checkpoint leaves no run behind
         self.model = dist.wrap(self.net)
@@ -318,9 +318,9 @@ class _Trainer:
 
         self.teacher = self.student_maps = None
         if self.config.distill:
-            self.teacher = Teacher(_teacher_model(self.config)).to(self.device)
+            self.teacher = Teacher(teacher_model(self.config)).to(self.device)
             self.student_maps = HeadInputs(self.net) if self.config.distill_features else None
-        self.root, self.data_description, self.loader = _training_data(self.config, self.teacher, self.device, dist)
+        self.root, self.data_description, self.loader = training_data(self.config, self.teacher, self.device, dist)
         self.loss_fn = MultiBoxLoss()
         self._priors = {}
 
@@ -639,7 +639,7 @@ def read_saved_config(run_dir):
     return saved
 
 
-def _initial_model(config, state):
+def initial_model(config, state):
     from facedet.models import create_model
     from facedet.weights import load_model
 
@@ -651,7 +651,7 @@ def _initial_model(config, state):
     return model
 
 
-def _teacher_model(config):
+def teacher_model(config):
     """The teacher: the run's starting checkpoint as published (not the resumed student), its
     subnormal weights flushed: it only runs forward, and those would slow every step."""
     from facedet.numerics import flush_subnormals
@@ -662,7 +662,7 @@ def _teacher_model(config):
     return model
 
 
-def _training_data(config, teacher, device, dist):
+def training_data(config, teacher, device, dist):
     """``(root or None, description, loader)``: WIDER FACE, the sample set, or a photo folder."""
     if config.photos:
         from facedet.detector import Detector
