@@ -68,13 +68,99 @@ def test_overlays_mark_matched_and_each_models_own_boxes_in_their_colours():
     original = np.array([[10, 10, 60, 60, 0.9], [200, 100, 260, 160, 0.8]], np.float32)
     pruned = np.array([[11, 10, 61, 60, 0.85], [100, 100, 150, 150, 0.7]], np.float32)
     comparison = match_detections(original, pruned)
-    out = overlay.annotate_pruned(image, pruned, original, comparison)
-    colours = {tuple(c) for c in out.reshape(-1, 3)}
-    for key in ("matched", "only_pruned", "only_original"):
-        assert overlay.COLOURS[key] in colours, key
+    for style in overlay.STYLES.values():
+        out = overlay.annotate_pruned(image, pruned, original, comparison, style=style)
+        colours = {tuple(c) for c in out.reshape(-1, 3)}
+        for key in ("matched", "only_pruned", "only_original"):
+            assert style.colours[key] in colours, (style.name, key)
     shown, factor = overlay.fit_for_display(np.zeros((3000, 1500, 3), np.uint8), max_side=1000)
     assert shown.shape[:2] == (1000, 500) and factor == pytest.approx(1 / 3)
     assert overlay.png_bytes(out)[:4] == b"\x89PNG"
+
+
+def _dark_edge(line):
+    """Indices where a row of pixels is black (a halo)."""
+    return np.flatnonzero((line == 0).all(axis=1))
+
+
+def test_presentation_boxes_are_thick_edged_in_black_and_sized_for_the_shown_picture(assets_dir):
+    from facedet.images import read_image
+
+    photo = read_image(assets_dir / "grace_hopper.jpg")  # 512 x 600
+    box = np.array([[100, 100, 300, 300, 0.93]], np.float32)
+    screen = overlay.annotate_detections(photo, box, style=overlay.SCREEN)
+    shown = overlay.annotate_detections(photo, box, style=overlay.PRESENTATION)
+    blue = overlay.PRESENTATION.colours["original"]
+    row = shown[200, 80:120]  # across the box's left edge
+    line = np.flatnonzero((row == blue).all(axis=1))
+    assert len(line) >= 4 and len(_dark_edge(row)) >= 2  # a thick line with a black edge
+    assert len(_dark_edge(screen[200, 80:120])) == 0
+    # The same picture shown at half its width gets lines twice as thick, so they read the same.
+    half = overlay.annotate_detections(photo, box, style=overlay.PRESENTATION, shown_width=256)
+    assert len(np.flatnonzero((half[200, 80:120] == blue).all(axis=1))) >= 2 * len(line) - 1
+    # The score tag sits on the box's top edge, larger in presentation than on screen.
+    tag_rows = lambda out, colour: len(np.flatnonzero((out[:100, 100:140] == colour).all(axis=2).any(axis=1)))
+    assert tag_rows(shown, blue) > tag_rows(screen, overlay.SCREEN.colours["original"]) >= 8
+
+
+def test_the_only_original_box_stays_a_readable_dashed_box_on_a_tiny_face_and_in_the_legend():
+    image = np.full((300, 300, 3), 90, np.uint8)
+    original = np.array([[150, 150, 156, 157, 0.9]], np.float32)  # a 6 px face
+    comparison = match_detections(original, np.zeros((0, 5), np.float32))
+    style = overlay.PRESENTATION
+    out = overlay.annotate_pruned(image, np.zeros((0, 5), np.float32), original, comparison, style=style)
+    orange = np.all(out == style.colours["only_original"], axis=2)
+    rows, cols = np.nonzero(orange)
+    assert cols.max() - cols.min() >= style.min_dashed_side - 2  # drawn at least 32 px wide, about the face
+    assert abs((cols.max() + cols.min()) / 2 - 153) <= 2
+    top = orange[rows.min() + 2, cols.min():cols.max() + 1]
+    gaps = np.flatnonzero(np.diff(top.astype(int)) == -1)
+    assert len(gaps) >= 1 and top[:4].any() and top[-4:].any()  # a gap between dashes, and both corners drawn
+    # The legend draws its swatch with the same code: dashed for this kind, solid for the others.
+    for kind in overlay.LEGEND:
+        swatch = overlay.legend_swatch(kind, style)
+        edge = np.all(swatch == style.colours[kind], axis=2)
+        middle_row = edge[np.flatnonzero(edge.any(axis=1))[0] + 1]
+        gaps = np.flatnonzero(np.diff(middle_row[middle_row.argmax():len(middle_row) - middle_row[::-1].argmax()].astype(int)) == -1)
+        assert (len(gaps) > 0) == (kind == "only_original"), kind
+    html = overlay.legend_html({"matched": 12, "only_pruned": 1, "only_original": 0}, style)
+    assert html.count("data:image/png;base64,") == 3 and "found by both models: <b>12</b>" in html
+
+
+def _relative_luminance(rgb):
+    c = np.asarray(rgb, np.float64) / 255
+    c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return c @ [0.2126, 0.7152, 0.0722]
+
+
+def _contrast(a, b):
+    """WCAG contrast ratio of two relative luminances."""
+    return (np.maximum(a, b) + 0.05) / (np.minimum(a, b) + 0.05)
+
+
+def _standing_out(style, luminance):
+    """Share of photo pixels against which each box colour, or its black edge, has a contrast of 3."""
+    edge = _relative_luminance(overlay.HALO) if style.halo else None
+    shares = {}
+    for kind, colour in style.colours.items():
+        visible = _contrast(_relative_luminance(colour), luminance) >= 3
+        if edge is not None:
+            visible |= _contrast(edge, luminance) >= 3
+        shares[kind] = visible.mean()
+    return shares
+
+
+def test_presentation_colours_stand_out_on_every_part_of_real_photos(assets_dir):
+    """A box is seen where its line, or the black edge around it, has a contrast ratio of 3 (WCAG's
+    for graphics) with the photo: the presentation colours (light, edged in black) reach it on every
+    pixel of every sample photo; the screen style's blue, on 7-61 % of a photo's pixels."""
+    from facedet.images import read_image
+    from facedet.samples import sample_photos
+
+    for photo in sample_photos():
+        luminance = _relative_luminance(read_image(photo.path).reshape(-1, 3)[::7])
+        assert min(_standing_out(overlay.PRESENTATION, luminance).values()) == 1.0, photo.name
+        assert _standing_out(overlay.SCREEN, luminance)["matched"] < 2 / 3, photo.name
 
 
 def test_nonzero_flops_of_published_checkpoints(weights_dir):
