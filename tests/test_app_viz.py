@@ -63,6 +63,54 @@ def test_costs_fill_the_paper_rows_and_published_flops_axis():
         tradeoffs.tradeoff_figure(table, subset="everything")
 
 
+def _label_boxes(fig, font_size, plot_size=(1300, 490)):
+    """The published detectors' label boxes (pixels) as the figure places them, and their names."""
+    (published,) = [t for t in fig.data if t.name == "Published detectors"]
+    (x0, x1), (y0, y1) = fig.layout.xaxis.range, fig.layout.yaxis.range
+    boxes = []
+    for x, y, text, position in zip(published.x, published.y, published.text, published.textposition):
+        cx = (np.log10(x) - x0) / (x1 - x0) * plot_size[0]
+        cy = (y - y0) / (y1 - y0) * plot_size[1]
+        visible = 0 <= cx <= plot_size[0] and 0 <= cy <= plot_size[1]
+        size = (0.62 * font_size * len(text) + 4, 1.3 * font_size)
+        boxes.append((text, visible, tradeoffs._label_box(position, cx, cy, *size, gap=font_size * 0.5)))
+    return boxes
+
+
+@pytest.mark.parametrize("cost, subset", [("parameters", "easy"), ("parameters", "hard"), ("gflops", "easy")])
+@pytest.mark.parametrize("view", ["zoom", "all"])
+def test_published_detectors_labels_do_not_overlap(cost, subset, view):
+    """YOLOv5s-Face used to sit on SCRFD-34GF's label, and the detectors near 0.5 GFLOPs on each other's."""
+    table = tradeoffs.tradeoff_table()
+    fig = tradeoffs.tradeoff_figure(table, subset=subset, cost=cost, view=view, font_size=16)
+    boxes = [(text, box) for text, visible, box in _label_boxes(fig, font_size=13) if visible]
+    assert len(boxes) >= 5
+    for i, (a, box_a) in enumerate(boxes):
+        for b, box_b in boxes[i + 1:]:
+            assert tradeoffs._overlap(box_a, box_b) == 0, (a, b)
+
+
+def test_the_chart_opens_around_the_papers_models_and_says_what_it_leaves_out():
+    """The paper's curves filled 15 % of the chart's width; zoomed, they fill a third of it, every
+    paper point stays in view, and the points left out are counted (the full view shows them all)."""
+    table = tradeoffs.tradeoff_table()
+    zoomed = tradeoffs.tradeoff_figure(table, subset="easy", cost="parameters")
+    full = tradeoffs.tradeoff_figure(table, subset="easy", cost="parameters", view="all")
+
+    def share_of_width(fig):
+        paper = np.log10([x for t in fig.data if t.name.startswith("Paper") for x in t.x])
+        low, high = fig.layout.xaxis.range
+        return (paper.max() - paper.min()) / (high - low)
+
+    assert share_of_width(full) < 0.2 < 1 / 3 < share_of_width(zoomed)
+    assert not any(name.startswith("Paper") for name in tradeoffs.points_outside(zoomed))
+    hidden = tradeoffs.points_outside(zoomed)["Published detectors"]
+    published = next(t for t in zoomed.data if t.name == "Published detectors")
+    assert 0 < hidden < len(published.x) and tradeoffs.points_outside(full) == {}
+    with pytest.raises(ValueError):
+        tradeoffs.tradeoff_figure(table, view="closer")
+
+
 def test_overlays_mark_matched_and_each_models_own_boxes_in_their_colours():
     image = np.full((200, 300, 3), 255, np.uint8)
     original = np.array([[10, 10, 60, 60, 0.9], [200, 100, 260, 160, 0.8]], np.float32)
