@@ -235,3 +235,34 @@ def test_bfpgm_checkpoints_are_points_with_their_released_counts_and_no_invented
     # YuNet: a published detector that runs here, so costs measured here fill its row.
     filled = tradeoffs.tradeoff_table(costs={"yunet-n": {"latency_ms": 12.5}})
     assert filled.loc[filled["short"] == "YuNet-n", "latency_ms"].item() == 12.5
+
+
+def test_layer_charts_name_layer_groups_and_criteria_and_count_filters_in_whole_numbers(weights_dir):
+    """Layers on a projector: groups under the axis instead of 75 small rotated names, the criteria's
+    own names (not upper-cased keys), whole filter numbers on a small layer's map."""
+    from facedet.viz import layers
+    from facedet.weights import load_model
+
+    dense, _ = load_model(str(weights_dir / "eresfd.pth"))
+    removed = {c: {k: v for k, v in layers.zero_filters(load_model(str(weights_dir / f"eresfd-{c}-30.pth"))[0]).items() if v}
+               for c in ("fpgm", "l1")}
+    table = layers.layer_table(dense, removed)
+    groups = layers.layer_groups("eresfd", list(table["layer"]))
+    assert [label.split(":")[0] for label, _ in groups] == ["1", "2", "3", "4", "5", "6"]
+    assert [layer for _, members in groups for layer in members] == list(table["layer"])  # every layer, in order
+    assert groups[0][0] == "1: conv1–conv3" and groups[4][0] == "5: fpn"
+
+    labels = {"fpgm": "FPGM", "l1": "L1 norm"}
+    fig = layers.removed_figure(table, ["fpgm", "l1"], labels=labels, groups=groups)
+    assert [t.name for t in fig.data][:2] == ["removed by FPGM", "removed by L1 norm"]
+    assert fig.layout.xaxis.showticklabels is False
+    assert [a.text for a in fig.layout.annotations] == [label for label, _ in groups]
+    share = layers.share_figure(table, "l1", label="L1 norm", groups=groups)
+    assert share.data[1].name == "after L1 norm"
+
+    small = table.loc[table["filters"] == table["filters"].min()].iloc[0]
+    filter_map = layers.filter_map_figure(removed, small.layer, int(small.filters), labels=labels)
+    assert list(filter_map.data[0].y) == ["FPGM", "L1 norm"]
+    assert filter_map.layout.xaxis.dtick == 1 and filter_map.layout.xaxis.tickformat == "d"
+    wide = layers.filter_map_figure(removed, small.layer, 256, labels=labels)
+    assert wide.layout.xaxis.dtick == 8 and 256 / wide.layout.xaxis.dtick <= 32
