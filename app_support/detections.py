@@ -4,13 +4,14 @@ the models likely to be chosen next are detected in the background while nobody 
 
 A first EXTD detection at the authors' demo size takes seconds per model on a CPU: warming the
 neighbours of the chosen model (the next rate on the slider, the other criterion) makes moving the
-slider during a talk immediate. The background work runs one model at a time, on one thread, and
-stops at the next convolution whenever a page needs a detection of another model
-(``facedet.detector.Detector.detect``'s ``cancel``), so it never slows down what is asked for.
+slider during a talk immediate. The background work runs one model at a time, on one thread at a low
+CPU priority, and stops at the next convolution whenever a page needs a detection of another
+model (``facedet.detector.Detector.detect``'s ``cancel``), so it never slows down what is asked for.
 """
 
 import atexit
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -140,7 +141,21 @@ def _next_in_plan():
     return None
 
 
+# Linux niceness of the warm-up thread: a page drawing (or another program) gets ~90 % of a core it
+# shares with it. Not 19: on a machine busy with other work, the warm-up would then never get done.
+NICENESS = 10
+
+
+def _low_priority():
+    """This thread, and the worker threads PyTorch starts from it, yield the CPU to everything else."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+    except (AttributeError, OSError):  # not Linux: yielding to the pages' detections still holds
+        pass
+
+
 def _warm_up():
+    _low_priority()
     while True:
         with _WORK.lock:
             planned = _next_in_plan()

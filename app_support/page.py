@@ -54,6 +54,7 @@ PRESENTATION_CSS = """<style>
 [data-testid='stMetricLabel'] p, [data-testid='stWidgetLabel'] p {font-size: 1.06rem}
 [data-testid='stMetricValue'] {font-size: 2rem}
 [data-testid='stProgress'] p {font-size: 1.15rem}
+[data-testid='stRadio'] label p, [data-testid='stTab'] p {font-size: 1rem}
 </style>"""
 
 
@@ -70,9 +71,14 @@ def chart_font(size=15):
 def setup(title, subtitle):
     st.set_page_config(page_title=f"{title} · {APP_NAME}", page_icon=":material/face:", layout="wide")
     with st.sidebar:
-        kept(st.toggle, "Presentation mode", key=PRESENTATION_KEY, default=True,
-             help="For a projector: larger text, thicker boxes edged in black and colours that stand out on "
-                  "photos. Off: the compact screen style.")
+        # A toggle of each page's own (Streamlit gives a widget on another page its default, not the
+        # state of the same key), all showing and setting the one choice.
+        key = f"{PRESENTATION_KEY}_{title.replace(' ', '_')}"
+        if key not in st.session_state:
+            st.session_state[key] = presentation()
+        st.session_state[KEPT + PRESENTATION_KEY] = st.toggle(
+            "Presentation mode", key=key, help="For a projector: larger text, thicker boxes edged in black and "
+                                               "colours that stand out on photos. Off: the compact screen style.")
         if read_only():
             st.info(READ_ONLY_NOTE, icon=":material/lock:")
     st.html(LAYOUT_CSS + (PRESENTATION_CSS if presentation() else ""))

@@ -14,13 +14,14 @@ from facedet.weights import BFPGM, PRETRAINED
 
 setup("Trade-offs", "Accuracy against model cost: the paper's Figures 2–3, with FLOPs and latency too")
 
-controls = st.columns([3.6, 2.5, 2.3, 1.2], vertical_alignment="bottom")
+controls = st.columns([3.2, 2.6, 2.4, 1.2], vertical_alignment="bottom")
 # Kept when the user visits another page (Streamlit forgets the state of widgets it does not draw).
 ACCURACY = SUBSETS + (AGREEMENT, SAMPLE_SET)  # each on its own axis: WIDER FACE numbers never share one with others
-subset = kept(controls[0].segmented_control, "Accuracy", ACCURACY, required=True, key="subset",
+subset = kept(controls[0].segmented_control, "Accuracy (WIDER FACE subsets first)", ACCURACY, required=True, key="subset",
               default="easy", allowed=ACCURACY,
-              format_func=lambda s: {AGREEMENT: "Agreement (photos)", SAMPLE_SET: "Sample set (generated)"}.get(
-                  s, f"WIDER {s.capitalize()}"))
+              format_func=lambda s: {AGREEMENT: "Agreement", SAMPLE_SET: "Sample set"}.get(s, s.capitalize()),
+              help="WIDER FACE val AP on its Easy, Medium or Hard subset; your runs' agreement with the dense model "
+                   "on held-out photos; or AP on the generated sample set. Each has an axis of its own.")
 cost = kept(controls[1].segmented_control, "Model cost (log axis)", list(COSTS), required=True, key="cost",
             default="parameters", allowed=COSTS,
             format_func={"parameters": "Parameters", "gflops": "FLOPs at 640×480", "latency_ms": "Latency here"}.get)
@@ -124,7 +125,7 @@ else:
         "baselines (Tables 1–2); grey squares: published detectors as their papers report them (protocols "
         "differ; hover for the source); stars: your runs on WIDER FACE. Runs on the generated sample "
         "set are not drawn here (choose 'Sample set'), nor runs on photos, which have no WIDER FACE AP (choose "
-        "'Agreement (photos)'). Click a legend entry to hide or show it. YuNet-n and YuNet-s are published "
+        "'Agreement'). Click a legend entry to hide or show it. YuNet-n and YuNet-s are published "
         "detectors too (APs from the libfacedetection.train README, single scale at the original size); they also "
         f"run here. B-FPGM's {len(BFPGM)} checkpoints are in the points' CSV with their released nonzero "
         "parameters, but not on the chart: none of our sources gives their WIDER FACE AP, and none is made up."
