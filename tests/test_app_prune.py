@@ -104,7 +104,7 @@ def test_tiny_session_end_to_end(engine_dirs):
     assert compare.subheader[-1].value == f"Pruned: #{run_id} EResFD FPGM 50 %"
     assert compare.query_params["source"] == "session" and compare.query_params["run"] == str(run_id)  # its link
     assert "trained on photos, distilled; agreement with the dense model: AP" in compare.caption[1].value
-    assert f"{int(table['parameters (nonzero)'].iloc[0]):,}" == [m.value for m in compare.metric
+    assert f"{int(table['nonzero parameters'].iloc[0]):,}" == [m.value for m in compare.metric
                                                                    if m.label == "Parameters (nonzero)"][-1]
 
     # Trade-offs: not on the WIDER FACE axes; on the agreement axis.
