@@ -54,7 +54,7 @@ SCREEN = BoxStyle(
              "only_original": (213, 94, 0)},
     line=2, halo=0, label=11, label_text=(255, 255, 255), min_dashed_side=12,
 )
-# For a projector: the light members of the same palette (sky blue, yellow, orange), which stay
+# For a projector: light colours (Okabe-Ito's sky blue and yellow, and a bright orange), which stay
 # bright on dark photos, each line edged in black so that it also stands out on light ones; thick
 # lines, score labels about the size of body text, and dashed boxes at least 32 px a side.
 PRESENTATION = BoxStyle(
