@@ -97,22 +97,19 @@ class DetectionProgress:
 
     def model(self, index):
         """The ``progress(fraction)`` callback of the ``index``-th model (``app_support.detections``)."""
-        self._show(index / len(self.names), f"Loading {self.names[index]}…")
+        self._show(index, 0.0, "Loading")
 
         def update(fraction):
-            now = time.perf_counter()
-            if now - self.shown >= 0.25 or fraction >= 1:
-                self._show((index + min(max(fraction, 0.0), 1.0)) / len(self.names),
-                           f"Detecting faces with {self.names[index]}")
+            if time.perf_counter() - self.shown >= 0.25 or fraction >= 1:
+                self._show(index, min(max(fraction, 0.0), 1.0), "Detecting faces with")
         return update
 
-    def _show(self, done, what):
+    def _show(self, index, fraction, doing):
         self.shown = now = time.perf_counter()
-        elapsed = now - self.started
+        done, elapsed = (index + fraction) / len(self.names), now - self.started
         left = f" · about {elapsed * (1 - done) / done:.0f} s left" if done >= 0.05 and elapsed >= 1 else ""
-        step = f" (model {min(int(done * len(self.names)) + 1, len(self.names))} of {len(self.names)})" \
-            if len(self.names) > 1 else ""
-        self.bar.progress(done, text=f"{what}{step} · {done:.0%}{left}")
+        step = f" (model {index + 1} of {len(self.names)})" if len(self.names) > 1 else ""
+        self.bar.progress(done, text=f"{doing} {self.names[index]}{step} · {done:.0%}{left}")
 
 
 # Streamlit deletes a widget's state in any run that does not draw it (another source's controls,

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from facedet.compare import match_detections
+from facedet.iou import overlap_area
 from facedet.viz import overlay, tradeoffs
 
 
@@ -87,7 +88,7 @@ def test_published_detectors_labels_do_not_overlap(cost, subset, view):
     assert len(boxes) >= 5
     for i, (a, box_a) in enumerate(boxes):
         for b, box_b in boxes[i + 1:]:
-            assert tradeoffs._overlap(box_a, box_b) == 0, (a, b)
+            assert overlap_area(box_a, box_b) == 0, (a, b)
 
 
 def test_the_chart_opens_around_the_papers_models_and_says_what_it_leaves_out():

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from facedet.iou import overlap_area
+
 LEGEND = {
     "matched": "found by both models",
     "only_pruned": "only the pruned model finds",
@@ -79,7 +81,9 @@ def fit_for_display(image, max_side=1400):
 
 
 def _scaled(detections, factor):
-    dets = np.asarray(detections, dtype=np.float32).reshape(-1, np.asarray(detections).shape[-1] if len(detections) else 5).copy()
+    """Detections (N, >=4) as a float32 copy with their boxes multiplied by ``factor``; none: (0, 5)."""
+    dets = np.array(detections, dtype=np.float32)
+    dets = dets.reshape(0, 5) if dets.size == 0 else dets.reshape(-1, dets.shape[-1])
     dets[:, :4] *= factor
     return dets
 
@@ -162,10 +166,6 @@ def _draw(image, layers, style, unit):
     return out
 
 
-def _overlap(a, b):
-    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-
-
 def _label(out, text, box, colour, style, font_scale, weight, halo, placed, faces):
     """``text`` on a tag of the box's colour at the box's left edge: above the box, else below it,
     else inside its top, whichever covers the fewest other labels and faces. Returns the tag."""
@@ -179,7 +179,7 @@ def _label(out, text, box, colour, style, font_scale, weight, halo, placed, face
         top = min(max(top, 0), max(0, out.shape[0] - height))
         tags.append((left, top, left + width, top + height))
     others = [face for face in faces if tuple(face) != tuple(box[:4])]
-    tag = min(tags, key=lambda t: 4 * sum(_overlap(t, p) for p in placed) + sum(_overlap(t, f) for f in others))
+    tag = min(tags, key=lambda t: 4 * sum(overlap_area(t, p) for p in placed) + sum(overlap_area(t, f) for f in others))
     if halo:
         cv2.rectangle(out, (tag[0] - halo, tag[1] - halo), (tag[2] + halo, tag[3] + halo), HALO, -1)
     cv2.rectangle(out, tag[:2], tag[2:], colour, -1)

@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from facedet.assets import asset_path
+from facedet.iou import overlap_area
 from facedet.models import DETECTORS
 
 ASSETS = asset_path()
@@ -238,10 +239,6 @@ def _label_box(position, cx, cy, width, height, gap):
     return x0, y0, x0 + width, y0 + height
 
 
-def _overlap(a, b):
-    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-
-
 def _steps(x, y):
     """The corners of a front drawn with Plotly's ``shape="hv"`` (across, then up or down)."""
     corners = []
@@ -281,9 +278,9 @@ def label_positions(x, y, texts, x_range, y_range, obstacles=(), lines=(), plot_
 
     def cost(i, position, boxes):
         own = box(i, position)
-        outside = sizes[i][0] * sizes[i][1] - _overlap(own, (0, 0, width, height))
-        return (4 * sum(_overlap(own, other) for j, other in enumerate(boxes) if j != i and other is not None)
-                + sum(_overlap(own, m) for m in marks) + 2 * outside)
+        outside = sizes[i][0] * sizes[i][1] - overlap_area(own, (0, 0, width, height))
+        return (4 * sum(overlap_area(own, other) for j, other in enumerate(boxes) if j != i and other is not None)
+                + sum(overlap_area(own, m) for m in marks) + 2 * outside)
 
     chosen, boxes = [None] * len(points), [None] * len(points)
     # Greedily from the cheapest point, then a few rounds of moving each label to its best place
