@@ -41,15 +41,6 @@ def legend(at):
     return found
 
 
-@pytest.fixture(autouse=True)
-def no_warm_up_left_behind():
-    """The page warms the models likely to be chosen next in the background: stop that after each test."""
-    yield
-    from app_support import detections
-
-    detections.stop_warming()
-
-
 @pytest.fixture
 def page(weights_dir):
     at = AppTest.from_file(APP, default_timeout=600).switch_page(PAGE)
