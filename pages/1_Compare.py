@@ -46,9 +46,10 @@ ONESHOT_RATES = list(range(5, 95, 5))
 LINK_KEY = "compare_link"  # the query parameters this page last wrote
 CANCELLED = "compare_cancelled"  # the detection request whose Cancel was clicked
 # The pictures on a 1920 x 1080 screen: each of two columns is about 720 px wide, and a picture is at
-# most 56 % of the screen's height tall (the controls and the legend above it stay in view).
-PICTURE_WIDTH, PICTURE_HEIGHT = 720, 600
-PICTURE_CSS = "<style>[data-testid='stImage'] img {max-height: 56vh; width: auto !important; max-width: 100%}</style>"
+# most half the screen's height tall, so that a portrait photo fits under the controls and the legend
+# (and two-line titles) too.
+PICTURE_WIDTH, PICTURE_HEIGHT = 720, 540
+PICTURE_CSS = "<style>[data-testid='stImage'] img {max-height: 50vh; width: auto !important; max-width: 100%}</style>"
 
 setup("Compare", "The original detector against a pruned one, on the same photo (the paper's Figures 4–5)")
 
