@@ -23,7 +23,7 @@ from facedet.images import read_image
 from facedet.models import DETECTORS
 from facedet.peers import peer_label, peer_names
 from facedet.samples import PHOTOS_DIR, sample_photos
-from facedet.viz.overlay import COLOURS, LEGEND, annotate_original, annotate_pruned, fit_for_display
+from facedet.viz.overlay import annotate_original, annotate_pruned, fit_for_display, legend_html
 from facedet.weights import BFPGM, PRETRAINED, pretrained_name
 
 SOURCES = {
@@ -157,14 +157,6 @@ def compare(image, arch, source, criterion, rate, threshold):
     shown, factor = fit_for_display(photo)
     return (annotate_original(shown, original_dets, factor),
             annotate_pruned(shown, pruned_dets, original_dets, comparison, factor), summary)
-
-
-def legend_html():
-    """The Compare page's legend: a coloured swatch for each kind of box."""
-    chips = " &nbsp;&nbsp; ".join(
-        f"<span style='display:inline-block;width:1.6em;height:0.9em;border:3px solid rgb{COLOURS[key]};"
-        f"vertical-align:middle'></span>&nbsp;{text}" for key, text in LEGEND.items())
-    return f"<div>{chips}</div>"
 
 
 def summary_text(summary):

@@ -7,6 +7,8 @@ Models are identified by a short key string so that the caches can hash them che
 """
 
 import hashlib
+import threading
+from collections import OrderedDict
 
 import streamlit as st
 
@@ -45,9 +47,30 @@ def _oneshot_rates(arch, rate):
 INTERACTIVE_BACKEND = "torch"
 
 
-@st.cache_resource(max_entries=24, show_spinner="Loading the model…")
+MODELS_KEPT = 24
+# Loaded models, shared by every page and browser session and by the Compare page's background
+# warm-up thread (which Streamlit's caches do not serve: they expect a page's thread).
+_MODELS, _MODELS_LOCK = OrderedDict(), threading.Lock()
+
+
 def detector(model_key, backend=INTERACTIVE_BACKEND):
-    """The facedet Detector for a model key (raises facedet errors for unusable checkpoints)."""
+    """The facedet Detector for a model key (raises facedet errors for unusable checkpoints), loaded
+    once per process; the ``MODELS_KEPT`` most recently used are kept."""
+    key = (model_key, backend)
+    with _MODELS_LOCK:
+        if key in _MODELS:
+            _MODELS.move_to_end(key)
+            return _MODELS[key]
+    loaded = _load(model_key, backend)
+    with _MODELS_LOCK:
+        _MODELS.setdefault(key, loaded)
+        _MODELS.move_to_end(key)
+        while len(_MODELS) > MODELS_KEPT:
+            _MODELS.popitem(last=False)
+        return _MODELS[key]
+
+
+def _load(model_key, backend):
     from facedet.detector import Detector, load_detector
 
     kind, _, rest = model_key.partition(":")
@@ -63,19 +86,6 @@ def detector(model_key, backend=INTERACTIVE_BACKEND):
         return Detector(one_shot(base.model, criterion, _oneshot_rates(arch, rate)), arch, base.config, device="auto",
                         backend=backend)
     raise ValueError(f"unknown model key {model_key!r}")
-
-
-@st.cache_data(max_entries=64, show_spinner="Detecting faces…")
-def detections(model_key, image_key, _image, scale=None):
-    """All detections scoring 0.05 or more (the slider filters them later), the milliseconds this
-    first detection took (cached with it: a first run, not the model's latency) and the scale the
-    image was run at: ``scale``, or the detector's automatic one for None. ``image_key`` identifies
-    ``_image``, which is not hashed."""
-    det = detector(model_key)
-    used = det.scale_for(*_image.shape[:2], scale)
-    timings = {}
-    dets = det.detect(_image, scale=used, threshold=0.05, timings=timings)
-    return dets, sum(timings.values()), used
 
 
 @st.cache_data(max_entries=64, show_spinner="Finding the removed filters…")

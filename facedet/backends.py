@@ -8,6 +8,7 @@ caller's model (trained, pruned, counted, shown layer by layer) stays exactly as
 
 import copy
 import io
+import threading
 import time
 import warnings
 
@@ -15,7 +16,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from facedet.errors import FacedetError
+from facedet.cancel import is_cancelled
+from facedet.errors import DetectionCancelled, FacedetError
 from facedet.numerics import flush_subnormals
 
 from facedet.commands import BACKENDS  # one list, shared with the command line
@@ -37,9 +39,41 @@ def fold_batchnorm(model):
     return model
 
 
+# The watch of the forward pass this thread runs (progress and cancellation), if any.
+_WATCHING = threading.local()
+PROFILE_SIDE = 128  # the input side of the one forward pass that counts a network's multiply-adds
+
+
+class _Watch:
+    """Progress and cancellation of one forward pass, told after each convolution. Progress is the
+    share of the convolutions' multiply-adds done: a rough share of the time (within ~15 % of it
+    for EXTD, whose depthwise layers take longer than their multiply-adds say)."""
+
+    def __init__(self, progress=None, cancel=None, expected_macs=None):
+        self.progress, self.cancel, self.expected = progress, cancel, expected_macs
+        self.done = 0
+
+    def after(self, conv, output):
+        if is_cancelled(self.cancel):
+            raise DetectionCancelled("the detection was cancelled")
+        self.done += output.numel() * conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1]
+        if self.progress is not None and self.expected:
+            self.progress(min(1.0, self.done / self.expected))
+
+
+def _after_conv(conv, inputs, output):
+    watch = getattr(_WATCHING, "watch", None)
+    if watch is not None:  # another thread's watched pass attached the hooks: not this one's business
+        watch.after(conv, output)
+
+
 class TorchNetwork:
     """PyTorch eager, BatchNorm folded; on the CPU in channels-last layout, where oneDNN runs the
-    detectors' depthwise convolutions and PReLUs several times faster (EXTD: ~1.5x overall)."""
+    detectors' depthwise convolutions and PReLUs several times faster (EXTD: ~1.5x overall).
+
+    A call given ``progress`` or ``cancel`` is watched convolution by convolution (hooks attached
+    for that call only, so that unwatched calls, latency measurements included, cost nothing more).
+    """
 
     name = "torch"
 
@@ -50,11 +84,54 @@ class TorchNetwork:
         self.channels_last = device.type == "cpu"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self._lock = threading.Lock()
+        self._hooks, self._watched_calls = [], 0
+        self._macs_per_pixel = None
 
-    def __call__(self, x):
+    def _forward(self, x):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
+
+    def __call__(self, x, progress=None, cancel=None):
+        """``(loc, conf)``. ``progress(fraction)`` is called as the convolutions' multiply-adds are
+        done; ``cancel`` (``facedet.cancel``) is checked after each convolution, and raises
+        DetectionCancelled when set."""
+        if progress is None and cancel is None:
+            return self._forward(x)
+        expected = self.macs(x.shape[2], x.shape[3]) if progress is not None else None
+        out = self._watched(x, _Watch(progress, cancel, expected))
+        if progress is not None:
+            progress(1.0)
+        return out
+
+    def _watched(self, x, watch):
+        with self._lock:
+            if not self._watched_calls:
+                self._hooks = [m.register_forward_hook(_after_conv) for m in self.model.modules()
+                               if isinstance(m, nn.Conv2d)]
+            self._watched_calls += 1
+        _WATCHING.watch = watch
+        try:
+            return self._forward(x)
+        finally:
+            _WATCHING.watch = None
+            with self._lock:
+                self._watched_calls -= 1
+                if not self._watched_calls:
+                    for hook in self._hooks:
+                        hook.remove()
+                    self._hooks = []
+
+    def macs(self, height, width):
+        """Multiply-adds of the convolutions in one forward pass at ``height`` x ``width``, from one
+        pass at ``PROFILE_SIDE`` px counted once (every layer's work grows with the input's area)."""
+        if self._macs_per_pixel is None:
+            counter = _Watch()
+            with torch.inference_mode():
+                self._watched(torch.zeros(1, 3, PROFILE_SIDE, PROFILE_SIDE, device=self.device), counter)
+            self._macs_per_pixel = counter.done / PROFILE_SIDE ** 2
+        return self._macs_per_pixel * height * width
 
 
 class OnnxNetwork:
@@ -82,8 +159,14 @@ class OnnxNetwork:
         options.log_severity_level = 3
         self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, x):
+    def __call__(self, x, progress=None, cancel=None):
+        """``(loc, conf)``; ONNX Runtime runs the whole graph at once, so ``cancel`` is checked
+        before it and ``progress`` is told only at the end."""
+        if is_cancelled(cancel):
+            raise DetectionCancelled("the detection was cancelled")
         loc, conf = self.session.run(["loc", "conf"], {"image": x.detach().cpu().numpy()})
+        if progress is not None:
+            progress(1.0)
         return torch.from_numpy(loc), torch.from_numpy(conf)
 
 

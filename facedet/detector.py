@@ -114,7 +114,8 @@ class Detector:
         return torch.from_numpy(x.transpose(2, 0, 1).copy()).unsqueeze(0).to(self.device)
 
     @torch.inference_mode()
-    def detect(self, image, scale=None, threshold=0.05, timings=None, map_by_input=False):
+    def detect(self, image, scale=None, threshold=0.05, timings=None, map_by_input=False, progress=None,
+               cancel=None):
         """Faces in an RGB uint8 image, in its own pixel coordinates, best first.
 
         ``scale`` resizes the image before the network (None: automatic; see ``scale_for`` for
@@ -122,14 +123,18 @@ class Detector:
         detections scoring below it. Pass a dict as ``timings`` to receive the milliseconds spent
         in pre-processing, the network and post-processing. ``map_by_input`` maps boxes back by
         the network input's size over ``scale`` instead of the image's size, as the authors' test
-        script does (the two differ by the rounding of the resized size).
+        script does (the two differ by the rounding of the resized size). ``progress(fraction)``
+        is told how much of the network's work is done as it runs (for a slow model on a large
+        photo); ``cancel`` (a ``threading.Event`` or a callable, ``facedet.cancel``) stops the
+        detection with DetectionCancelled, convolution by convolution.
         """
         height, width = image.shape[:2]
         scale = self.scale_for(height, width, scale)
         t0 = time.perf_counter()
         x = self.preprocess(image, scale)
         t1 = time.perf_counter()
-        loc, conf = self.network(x)
+        watched = progress is not None or cancel is not None
+        loc, conf = self.network(x, progress=progress, cancel=cancel) if watched else self.network(x)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         t2 = time.perf_counter()

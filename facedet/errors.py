@@ -27,6 +27,10 @@ class DeviceError(FacedetError):
     """A compute device (``--device``) that is unknown or not present on this machine."""
 
 
+class DetectionCancelled(Exception):
+    """A detection stopped by its caller (``Detector.detect``'s ``cancel``); not an error."""
+
+
 class FacedetWarning(UserWarning):
     """Something the user should know that does not stop the work (a setting reduced to a limit).
 

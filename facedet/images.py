@@ -109,24 +109,6 @@ def resize(image, scale):
     return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
 
 
-def draw_detections(image, detections, color=(255, 64, 0), thickness=None, show_scores=True):
-    """A copy of the RGB ``image`` with boxes (and scores) drawn; ``detections`` is (N, >=4)."""
-    out = image.copy()
-    height, width = out.shape[:2]
-    thickness = thickness or max(1, round(max(height, width) / 500))
-    font_scale = max(0.4, max(height, width) / 1600)
-    for det in np.asarray(detections).reshape(-1, np.asarray(detections).shape[-1] if len(detections) else 5):
-        x1, y1, x2, y2 = (int(round(v)) for v in det[:4])
-        cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness)
-        if show_scores and len(det) > 4:
-            label = f"{det[4]:.2f}"
-            (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
-            top = max(y1 - th - base - 2, 0)
-            cv2.rectangle(out, (x1, top), (x1 + tw + 2, top + th + base + 2), color, -1)
-            cv2.putText(out, label, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
-
-
 def write_image(path, image):
     """Write an RGB image (format from the extension); ImageError if it cannot be written."""
     path = Path(path)

@@ -7,10 +7,16 @@
   evaluation (its ``bbox_overlaps``) and the authors' box voting compute it.
 
 (Non-maximum suppression computes its own, fused into its blocks, in ``facedet.postprocess``.)
+``overlap_area`` is the plain area two boxes share (the pictures' and charts' label placement).
 Torch is imported only by ``iou_matrix``: the evaluation, which uses ``pixel_iou``, stays torch-free.
 """
 
 import numpy as np
+
+
+def overlap_area(a, b):
+    """The area two x1, y1, x2, y2 boxes share (continuous coordinates; 0 when apart)."""
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
 def iou_matrix(a, b):

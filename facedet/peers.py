@@ -167,11 +167,19 @@ class YuNetDetector:
 
         return checked_scale(height, width, self.auto_scale(height, width) if scale is None else scale)
 
-    def detect(self, image, scale=None, threshold=0.05, timings=None, map_by_input=False):
+    def detect(self, image, scale=None, threshold=0.05, timings=None, map_by_input=False, progress=None,
+               cancel=None):
         """Faces in an RGB uint8 image, in its own pixel coordinates, best first (arguments as
         ``Detector.detect``; the network time is OpenCV's whole ``detect``: its own pre-processing,
-        network, decoding and NMS)."""
+        network, decoding and NMS, which cannot be stopped halfway: ``cancel`` is checked before it,
+        ``progress`` told after it)."""
         import cv2
+
+        from facedet.cancel import is_cancelled
+        from facedet.errors import DetectionCancelled
+
+        if is_cancelled(cancel):
+            raise DetectionCancelled("the detection was cancelled")
 
         from facedet.detector import input_size
         from facedet.images import resize
@@ -194,6 +202,8 @@ class YuNetDetector:
             except cv2.error as err:
                 raise FacedetError(f"{self.name} failed on a {width}x{height} image ({_first_line(err)})") from None
             t2 = time.perf_counter()
+        if progress is not None:
+            progress(1.0)
         dets = np.zeros((0, 5), dtype=np.float32)
         if faces is not None and len(faces):
             x, y, w, h, score = faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 3], faces[:, 14]

@@ -66,7 +66,8 @@ def home():
         rows.append({"name": name, "detector": DETECTORS[entry.arch].display_name,
                      "criterion": entry.criterion.upper() if entry.criterion else "— (dense)",
                      "pruning rate": f"{round(entry.rate * 100)} %", "status": status, "file": str(found or entry.url)})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    # All 22 rows at once (no box that scrolls with a half-visible row).
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height="content")
     st.caption("Weights: released by the paper's authors for academic, non-commercial use only.")
 
 

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_support import cached, facts, link
-from app_support.page import KEPT, choose, group_rates_text, kept, legend, setup, upload_limit
+from app_support import cached, detections, facts, link
+from app_support.page import (KEPT, DetectionProgress, choose, group_rates_text, kept, presentation, setup,
+                              upload_limit)
 from app_support import engine
 from app_support.engine import DETECTORS, criterion_label, oneshot_criteria, session_checkpoints
 from facedet.assets import asset_path
@@ -16,7 +17,7 @@ from facedet.images import read_image
 from facedet.peers import peer_label, peer_names
 from facedet.samples import faces_for, sample_photos
 from facedet.weights import BFPGM, PEERS, bfpgm_name, bfpgm_rates, pretrained_name
-from facedet.viz.overlay import COLOURS, LEGEND, annotate_original, annotate_pruned, fit_for_display, png_bytes
+from facedet.viz.overlay import STYLES, annotate_original, annotate_pruned, fit_for_display, legend_html, png_bytes
 
 ASSETS = asset_path()
 # Real photographs first (held-out ones, then the quick preset's training photos), then the portraits
@@ -25,12 +26,16 @@ SAMPLES = {p.name: p.path for p in sample_photos()}
 SAMPLES.update({p.name: p for p in sorted(ASSETS.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")})
 DEFAULT_SAMPLE = "office-group-13.jpg"
 SOURCES = {
-    "published": "Published checkpoint (SFP + fine-tuned, the paper's)",
-    "bfpgm": "B-FPGM checkpoint (one rate per layer group; Kaparinos & Mezaris, WACVW 2025)",
-    "oneshot": "One-shot prune now (NO fine-tuning)",
+    "published": "Published (the paper's)",
+    "bfpgm": "B-FPGM (per-group rates)",
+    "oneshot": "One-shot now (NO fine-tuning)",
     "session": "From my sessions",
-    "peer": "A peer detector: YuNet (libfacedetection, through OpenCV; not pruned)",
+    "peer": "Peer: YuNet (not pruned)",
 }
+SOURCES_HELP = ("The pruned model: a published checkpoint (SFP + fine-tuned, the paper's), a B-FPGM checkpoint "
+                "(one rate per layer group; Kaparinos & Mezaris, WACVW 2025), a one-shot prune made now with NO "
+                "fine-tuning, a model from your sessions, or a peer detector instead (YuNet, libfacedetection, "
+                "through OpenCV; not pruned).")
 PEERS_SHOWN = {name: peer_label(name) for name in peer_names()}
 # The left side: the chosen detector's dense published model, or a peer as the reference instead.
 LEFT = {"dense": "The detector's dense published model", **{n: f"{label} (peer)" for n, label in PEERS_SHOWN.items()}}
@@ -39,6 +44,12 @@ PUBLISHED_CRITERIA = ["fpgm", "l1"]
 PUBLISHED_RATES = [0, 10, 20, 30, 40, 50]
 ONESHOT_RATES = list(range(5, 95, 5))
 LINK_KEY = "compare_link"  # the query parameters this page last wrote
+CANCELLED = "compare_cancelled"  # the detection request whose Cancel was clicked
+# The pictures on a 1920 x 1080 screen: each of two columns is about 720 px wide, and a picture is at
+# most half the screen's height tall, so that a portrait photo fits under the controls and the legend
+# (and two-line titles) too.
+PICTURE_WIDTH, PICTURE_HEIGHT = 720, 540
+PICTURE_CSS = "<style>[data-testid='stImage'] img {max-height: 50vh; width: auto !important; max-width: 100%}</style>"
 
 setup("Compare", "The original detector against a pruned one, on the same photo (the paper's Figures 4–5)")
 
@@ -59,101 +70,161 @@ def keep_link_updated():
     st.session_state[LINK_KEY] = params
 
 
-follow_link()
+def cancel_detection(request):
+    st.session_state[CANCELLED] = request
 
-# ---- choices (each kept when its widget is not drawn: another source, another page) -----------
-with st.sidebar:
-    st.header("Photo")
+
+def detection_wanted(request):
+    """False (with a line saying so) while ``request``'s detection stays cancelled; another choice
+    ends the cancellation."""
+    if st.session_state.get(CANCELLED) != request:
+        st.session_state.pop(CANCELLED, None)
+        return True
+    info, again = st.columns([5, 1], vertical_alignment="center")
+    info.info("Detection cancelled. Choose another model or photo, or detect this one after all.")
+    again.button("Detect", key="detect_anyway", on_click=st.session_state.pop, args=(CANCELLED, None))
+    return False
+
+
+def detect_both(request, image, titles):
+    """The two sides' ``(detections, ms, scale)``. Those not remembered yet run under a progress bar
+    with a Cancel button (clicking it, or any other choice, stops the detection at once)."""
+    original_key, pruned_key, image_key, scale = request
+    keys = (original_key, pruned_key)
+    pending = [key for key in dict.fromkeys(keys) if detections.known(key, image_key, scale) is None]
+    if not pending:
+        return [detections.known(key, image_key, scale) for key in keys]
+    status = st.empty()
+    with status.container():
+        bar_column, button = st.columns([6, 1], vertical_alignment="bottom")
+        button.button("Cancel", key="cancel_detection", on_click=cancel_detection, args=(request,),
+                      width="stretch")
+        progress = DetectionProgress(bar_column.progress(0.0), [titles[key] for key in pending])
+    for index, key in enumerate(pending):
+        detections.detections(key, image_key, image, scale, progress=progress.model(index))
+    status.empty()
+    return [detections.known(key, image_key, scale) for key in keys]
+
+
+def likely_next():
+    """Model keys the presenter is likely to choose next, most likely first: the slider's
+    neighbours, the other criterion, the other detector."""
+    other_arch = next(a for a in DETECTORS if a != arch)
+    keys = []
+    if source == "published":
+        at = PUBLISHED_RATES.index(rate)
+        keys += [cached.published_key(pretrained_name(arch, criterion, r / 100))
+                 for r in PUBLISHED_RATES[at + 1:at + 2] + PUBLISHED_RATES[max(at - 1, 0):at]]
+        keys += [cached.published_key(pretrained_name(arch, c, rate / 100)) for c in PUBLISHED_CRITERIA if c != criterion]
+        keys.append(cached.published_key(pretrained_name(other_arch, criterion, rate / 100)))
+    elif source == "bfpgm":
+        at = rates.index(rate)
+        keys += [cached.published_key(bfpgm_name(arch, r / 100)) for r in rates[at + 1:at + 2] + rates[max(at - 1, 0):at]]
+    elif source == "oneshot" and groups is None:
+        at = ONESHOT_RATES.index(rate)
+        keys += [cached.oneshot_key(arch, criterion, r / 100)
+                 for r in ONESHOT_RATES[at + 1:at + 2] + ONESHOT_RATES[max(at - 1, 0):at]]
+    elif source == "peer":
+        keys += [cached.peer_key(p) for p in PEERS_SHOWN if p != peer]
+    keys.append(cached.published_key(other_arch))
+    return [key for key in dict.fromkeys(keys) if key not in (original_key, pruned_key)]
+
+
+follow_link()
+st.html(PICTURE_CSS)
+
+# ---- choices: one row above the pictures, so that they are seen together on a projector; the
+# rarer ones (an upload, the left side, the scale) behind "More". Each is kept when its widget is not
+# drawn (another source, another page).
+row = st.columns([2.1, 1.3, 2.2, 1.5, 2.3, 2.1, 1.1], gap="small")
+with row[6].popover("More", icon=":material/tune:", width="stretch"):
     upload = st.file_uploader("Upload a photo", key="upload", help=upload_limit())
-    sample = kept(st.selectbox, "…or pick a sample", list(SAMPLES), key="sample", default=DEFAULT_SAMPLE,
-                  allowed=SAMPLES, disabled=upload is not None)
-    st.header("Models")
-    arch = kept(st.radio, "Detector", list(DETECTORS), format_func=DETECTORS.get, horizontal=True, key="arch",
-                default=next(iter(DETECTORS)), allowed=DETECTORS)
     left = kept(st.selectbox, "Left side", list(LEFT), format_func=LEFT.get, key="left", default="dense",
                 allowed=LEFT, help="The model the right side is compared with: the dense original, or a peer detector.")
-    source = kept(st.radio, "Right side: the pruned model (or a peer)", list(SOURCES), format_func=SOURCES.get, key="source",
-                  default=DEFAULT_SOURCE, allowed=SOURCES)
-    pruned_key, pruned_label, pruned_run = None, None, None
-    if source == "published":
-        criterion = kept(st.radio, "Criterion", PUBLISHED_CRITERIA, format_func=str.upper, horizontal=True,
-                         key="criterion", default="fpgm", allowed=PUBLISHED_CRITERIA)
-        rate = kept(st.select_slider, "Pruning rate", options=PUBLISHED_RATES, key="rate", default=10,
-                    allowed=PUBLISHED_RATES, format_func=lambda r: f"{r} %" + (" (dense)" if r == 0 else ""))
-        name = pretrained_name(arch, criterion, rate / 100)
-        pruned_key = cached.published_key(name)
-        twins = "".join(f"; the same file as {facts.published_label(t)}" for t in facts.same_file_as(name))
-        pruned_label = (f"{DETECTORS[arch]} {criterion.upper()} {rate} %",
-                        f"published: SFP-pruned and fine-tuned by the authors{twins}") if rate \
-            else (f"{DETECTORS[arch]} dense", "the same dense model as on the left" if left == "dense"
-                  else "the dense published model")
-    elif source == "bfpgm":
-        rates = bfpgm_rates(arch)
-        rate = kept(st.select_slider, "Target sparsity", options=rates, key="bfpgm_rate", default=30 if 30 in rates
-                    else rates[-1], allowed=rates, format_func=lambda r: f"{r} %" + (" (B-FPGM's dense)" if r == 0 else ""))
-        name = bfpgm_name(arch, rate / 100)
-        pruned_key = cached.published_key(name)
-        groups = BFPGM[name].group_rates
-        pruned_label = (f"{DETECTORS[arch]} B-FPGM {rate} %" if rate else f"{DETECTORS[arch]} B-FPGM dense",
-                        "published by B-FPGM's authors: " + (
-                            "SFP + FPGM at per-group rates " + ", ".join(f"{r:.0%}" for r in groups)
-                            + " (groups 1–6), fine-tuned" if groups else "their re-trained dense model"))
-    elif source == "peer":
-        peer = kept(st.radio, "Peer detector", list(PEERS_SHOWN), format_func=PEERS_SHOWN.get, horizontal=True,
-                    key="peer", default=next(iter(PEERS_SHOWN)), allowed=PEERS_SHOWN)
-        pruned_key = cached.peer_key(peer)
-        pruned_label = (PEERS_SHOWN[peer], f"a peer detector, not pruned: {PEERS[peer].license.split(' (')[0]}, "
-                                           "run by OpenCV's FaceDetectorYN")
-    elif source == "oneshot":
-        criteria = oneshot_criteria()
-        criterion = kept(st.selectbox, "Criterion", criteria, format_func=criterion_label, key="oneshot_criterion",
-                         default="fpgm" if "fpgm" in criteria else criteria[0], allowed=criteria)
-        try:
-            effects = cached.rate_effects(arch, criterion, tuple(ONESHOT_RATES))
-        except FacedetError:  # the dense model does not load: said below, where detection needs it
-            effects = None
-        rate = kept(st.select_slider, "Pruning rate", options=ONESHOT_RATES, key="oneshot_rate", default=30,
-                    allowed=ONESHOT_RATES,
-                    format_func=(lambda r: facts.rate_label(r, effects[r])) if effects else (lambda r: f"{r} %"),
-                    help="Each layer loses int(n × rate) of its n filters: on small layers nearby rates "
-                         "round to the same model, and a low rate can remove nothing (the label says so).")
-        try:
-            groups = engine.group_rates(arch, group_rates_text(st, arch, "oneshot_group_rates"))
-        except FacedetError as err:
-            st.error(f"Group rates: {err}")
-            st.stop()
-        pruned_key = cached.oneshot_key(arch, criterion, rate / 100, groups)
-        shown_rates = f"{rate} %" if groups is None else engine.describe_rates(arch, engine.layer_rates_of_groups(arch, groups))
-        pruned_label = (f"{DETECTORS[arch]} {criterion_label(criterion)} {shown_rates}",
-                        "one-shot pruned just now, NO fine-tuning")
-    else:
-        sessions, problem = {}, None
-        try:
-            sessions = {run["id"]: (label, run) for label, run in session_checkpoints(arch).items()}
-        except FacedetError as err:  # a damaged results store: the other sources still work
-            problem = f"Your sessions are not available: {err}"
-        if problem:
-            st.error(problem)
-        elif not sessions:
-            st.info("No finished sessions for this detector yet: start one on the Prune page.")
-        else:
-            run_id = kept(st.selectbox, "Session", list(sessions), format_func=lambda i: sessions[i][0], key="session",
-                          default=next(iter(sessions)), allowed=sessions)
-            pruned_run = sessions[run_id][1]
-            data = {"sample set": "the sample set, NOT WIDER FACE"}.get(engine.run_data(pruned_run), engine.run_data(pruned_run))
-            agreement = engine.agreement_text(pruned_run)
-            pruned_key = cached.file_key(pruned_run["checkpoint"])
-            pruned_label = (engine.run_label(pruned_run, data=False), f"from your pruning session, trained on {data}"
-                            + (f"; {agreement}" if agreement else ""))
-    st.header("Detection")
     scale_mode = kept(st.radio, "Scale (both models)", list(facts.SCALES), format_func=facts.SCALES.get, key="scale",
                       default="auto", allowed=facts.SCALES,
                       help="The photo is resized by this factor before the network. Automatic brings it to the "
                            "authors' demo size, which enlarges small photos a lot.")
     custom_scale = kept(st.number_input, "Custom scale", *facts.CUSTOM_SCALE_RANGE, step=0.1, key="scale_custom",
                         default=1.0) if scale_mode == "custom" else None
-    st.header("Display")
-    threshold = kept(st.slider, "Score threshold (both sides)", 0.05, 0.95, step=0.05, key="threshold", default=0.5)
+sample = kept(row[0].selectbox, "Photo" + (" (an upload is shown: see More)" if upload is not None else ""),
+              list(SAMPLES), key="sample", default=DEFAULT_SAMPLE, allowed=SAMPLES, disabled=upload is not None)
+arch = kept(row[1].radio, "Detector", list(DETECTORS), format_func=DETECTORS.get, horizontal=True, key="arch",
+            default=next(iter(DETECTORS)), allowed=DETECTORS)
+source = kept(row[2].selectbox, "Right side", list(SOURCES), format_func=SOURCES.get, key="source",
+              default=DEFAULT_SOURCE, allowed=SOURCES, help=SOURCES_HELP)
+threshold = kept(row[5].slider, "Score threshold (both sides)", 0.05, 0.95, step=0.05, key="threshold", default=0.5)
+pruned_key, pruned_label, pruned_run = None, None, None
+if source == "published":
+    criterion = kept(row[3].radio, "Criterion", PUBLISHED_CRITERIA, format_func=str.upper, horizontal=True,
+                     key="criterion", default="fpgm", allowed=PUBLISHED_CRITERIA)
+    rate = kept(row[4].select_slider, "Pruning rate", options=PUBLISHED_RATES, key="rate", default=10,
+                allowed=PUBLISHED_RATES, format_func=lambda r: f"{r} %" + (" (dense)" if r == 0 else ""))
+    name = pretrained_name(arch, criterion, rate / 100)
+    pruned_key = cached.published_key(name)
+    twins = "".join(f"; the same file as {facts.published_label(t)}" for t in facts.same_file_as(name))
+    pruned_label = (f"{DETECTORS[arch]} {criterion.upper()} {rate} %",
+                    f"published: SFP-pruned and fine-tuned by the authors{twins}") if rate \
+        else (f"{DETECTORS[arch]} dense", "the same dense model as on the left" if left == "dense"
+              else "the dense published model")
+elif source == "bfpgm":
+    rates = bfpgm_rates(arch)
+    rate = kept(row[4].select_slider, "Target sparsity", options=rates, key="bfpgm_rate", default=30 if 30 in rates
+                else rates[-1], allowed=rates, format_func=lambda r: f"{r} %" + (" (B-FPGM's dense)" if r == 0 else ""))
+    name = bfpgm_name(arch, rate / 100)
+    pruned_key = cached.published_key(name)
+    groups = BFPGM[name].group_rates
+    pruned_label = (f"{DETECTORS[arch]} B-FPGM {rate} %" if rate else f"{DETECTORS[arch]} B-FPGM dense",
+                    "published by B-FPGM's authors: " + (
+                        "SFP + FPGM at per-group rates " + ", ".join(f"{r:.0%}" for r in groups)
+                        + " (groups 1–6), fine-tuned" if groups else "their re-trained dense model"))
+elif source == "peer":
+    peer = kept(row[3].radio, "Peer detector", list(PEERS_SHOWN), format_func=PEERS_SHOWN.get, horizontal=True,
+                key="peer", default=next(iter(PEERS_SHOWN)), allowed=PEERS_SHOWN)
+    pruned_key = cached.peer_key(peer)
+    pruned_label = (PEERS_SHOWN[peer], f"a peer detector, not pruned: {PEERS[peer].license.split(' (')[0]}, "
+                                       "run by OpenCV's FaceDetectorYN")
+elif source == "oneshot":
+    criteria = oneshot_criteria()
+    criterion = kept(row[3].selectbox, "Criterion", criteria, format_func=criterion_label, key="oneshot_criterion",
+                     default="fpgm" if "fpgm" in criteria else criteria[0], allowed=criteria)
+    try:
+        effects = cached.rate_effects(arch, criterion, tuple(ONESHOT_RATES))
+    except FacedetError:  # the dense model does not load: said below, where detection needs it
+        effects = None
+    rate = kept(row[4].select_slider, "Pruning rate", options=ONESHOT_RATES, key="oneshot_rate", default=30,
+                allowed=ONESHOT_RATES,
+                format_func=(lambda r: facts.rate_label(r, effects[r])) if effects else (lambda r: f"{r} %"),
+                help="Each layer loses int(n × rate) of its n filters: on small layers nearby rates "
+                     "round to the same model, and a low rate can remove nothing (the label says so).")
+    try:
+        groups = engine.group_rates(arch, group_rates_text(row[4], arch, "oneshot_group_rates"))
+    except FacedetError as err:
+        st.error(f"Group rates: {err}")
+        st.stop()
+    pruned_key = cached.oneshot_key(arch, criterion, rate / 100, groups)
+    shown_rates = f"{rate} %" if groups is None else engine.describe_rates(arch, engine.layer_rates_of_groups(arch, groups))
+    pruned_label = (f"{DETECTORS[arch]} {criterion_label(criterion)} {shown_rates}",
+                    "one-shot pruned just now, NO fine-tuning")
+else:
+    sessions, problem = {}, None
+    try:
+        sessions = {run["id"]: (label, run) for label, run in session_checkpoints(arch).items()}
+    except FacedetError as err:  # a damaged results store: the other sources still work
+        problem = f"Your sessions are not available: {err}"
+    if problem:
+        st.error(problem)
+    elif not sessions:
+        st.info("No finished sessions for this detector yet: start one on the Prune page.")
+    else:
+        run_id = kept(row[4].selectbox, "Session", list(sessions), format_func=lambda i: sessions[i][0], key="session",
+                      default=next(iter(sessions)), allowed=sessions)
+        pruned_run = sessions[run_id][1]
+        data = {"sample set": "the sample set, NOT WIDER FACE"}.get(engine.run_data(pruned_run), engine.run_data(pruned_run))
+        agreement = engine.agreement_text(pruned_run)
+        pruned_key = cached.file_key(pruned_run["checkpoint"])
+        pruned_label = (engine.run_label(pruned_run, data=False), f"from your pruning session, trained on {data}"
+                        + (f"; {agreement}" if agreement else ""))
 keep_link_updated()
 
 # ---- the photo -----------------------------------------------------------------------------
@@ -172,12 +243,16 @@ except FacedetError as err:
 if pruned_key is None:
     st.stop()
 
-# ---- detection (cached: moving the threshold re-uses it) -----------------------------------
+# ---- detection (remembered: moving the threshold re-uses it) ------------------------------------
 original_key = cached.published_key(arch) if left == "dense" else cached.peer_key(left)
 requested_scale = facts.detection_scale(scale_mode, custom_scale, *image.shape[:2])
+request = (original_key, pruned_key, image_key, requested_scale)
+if not detection_wanted(request):
+    st.stop()
 try:
-    original, original_ms, scale = cached.detections(original_key, image_key, image, requested_scale)
-    pruned, pruned_ms, pruned_scale = cached.detections(pruned_key, image_key, image, requested_scale)
+    (original, original_ms, scale), (pruned, pruned_ms, pruned_scale) = detect_both(
+        request, image, {original_key: DETECTORS[arch] if left == "dense" else PEERS_SHOWN[left],
+                         pruned_key: pruned_label[0]})
 except ImageError as err:  # a photo (or a scale) the detector cannot take: too thin for its input limits
     st.error(f"Cannot use this photo{'' if requested_scale is None else ' at this scale'}: {err}")
     st.stop()
@@ -205,24 +280,36 @@ if annotations is not None:
     # (found, missed, boxes on no face) of each side against our hand annotations
     counts = [face_counts(dets, annotations, threshold) for dets in (original, pruned)]
 
-shown, factor = fit_for_display(image)
 left_title = ((f"Original: {DETECTORS[arch]}", "the dense published model") if left == "dense" else
               (f"Reference: {PEERS_SHOWN[left]}", "a peer detector (YuNet, through OpenCV), in the original's place"))
-# How the captions name the two sides: the original and the pruned model, unless a peer stands there.
+right_title = (f"Peer: {pruned_label[0]}" if source == "peer" else f"Pruned: {pruned_label[0]}", pruned_label[1])
+style = STYLES["presentation" if presentation() else "screen"]
+shown, factor = fit_for_display(image)
+# Lines and labels are drawn for the width the picture is shown at (one of two columns of a
+# 1920 px screen, narrower when the picture's height is what limits it).
+shown_width = min(PICTURE_WIDTH, PICTURE_HEIGHT * image.shape[1] / image.shape[0])
+# How the legend and captions name the two sides: the original and the pruned model, unless a peer stands there.
 left_name = "the original" if left == "dense" else PEERS_SHOWN[left]
 right_name = pruned_label[0] if source == "peer" else "the pruned model"
-right_title = (f"Peer: {pruned_label[0]}" if source == "peer" else f"Pruned: {pruned_label[0]}", pruned_label[1])
 sides = (
-    (left_title, original_key, original, original_ms, None, lambda img, f: annotate_original(img, original, f)),
+    (left_title, original_key, original, original_ms, None,
+     lambda img, f, width: annotate_original(img, original, f, style=style, shown_width=width)),
     (right_title, pruned_key, pruned, pruned_ms, pruned_run,
-     lambda img, f: annotate_pruned(img, pruned, original, comparison, f)),
+     lambda img, f, width: annotate_pruned(img, pruned, original, comparison, f, style=style, shown_width=width)),
 )
+# The legend, with how many boxes of each kind the pictures hold, just above them.
+st.markdown(
+    "<div style='font-size:1.15rem'>" + legend_html(
+        {"matched": len(comparison.matched), "only_pruned": len(comparison.only_candidate),
+         "only_original": len(comparison.missed)}, style,
+        names={"only_pruned": f"only {right_name} finds", "only_original": f"only {left_name} finds (dashed)"})
+    + " &emsp; <span style='opacity:0.75'>(paired one-to-one at IoU ≥ 0.5)</span></div>", unsafe_allow_html=True)
 # Row by row (titles, pictures, figures), so that the two pictures line up whatever the titles' length.
 for column, ((title, subtitle), *_) in zip(st.columns(2, gap="medium"), sides):
     column.subheader(title)
     column.caption(subtitle)
 for column, (*_, draw) in zip(st.columns(2, gap="medium"), sides):
-    column.image(draw(shown, factor), width="stretch", output_format="JPEG")  # JPEG: encoded and sent faster
+    column.image(draw(shown, factor, shown_width), width="stretch", output_format="JPEG")  # JPEG: sent faster
 for side, (column, (_, key, dets, ms, run, draw)) in enumerate(zip(st.columns(2, gap="medium"), sides)):
     with column:
         total, nonzero = cached.parameter_count(key)
@@ -247,7 +334,7 @@ for side, (column, (_, key, dets, ms, run, draw)) in enumerate(zip(st.columns(2,
         else:
             st.caption(f"{total:,} parameters in total, {1 - nonzero / total:.1%} zero.")
         st.download_button(f"Download this image ({image.shape[1]}×{image.shape[0]})",
-                           data=lambda draw=draw: png_bytes(draw(image, 1.0)),
+                           data=lambda draw=draw: png_bytes(draw(image, 1.0, None)),
                            file_name=f"{image_name}-{key.split(':', 1)[1].replace('/', '_').replace(':', '-')[-60:]}.png",
                            mime="image/png", key=f"download-{side}")
 
@@ -257,7 +344,6 @@ if unmeasured:
     st.button("Measure the latency (640×480, a few seconds a model)", key="measure_latency",
               on_click=facts.measure_latency, args=(unmeasured,))
 
-legend({COLOURS[k]: text for k, text in LEGEND.items()})
 # A peer's automatic scale is the photo's own size, ours the authors' demo size: say so when they differ.
 ran_at = facts.scale_text(scale_mode, scale, requested_scale) if abs(pruned_scale - scale) < 1e-6 else (
     f"{facts.scale_text(scale_mode, scale, requested_scale)} (left) and "
@@ -266,10 +352,8 @@ ran_at = facts.scale_text(scale_mode, scale, requested_scale) if abs(pruned_scal
 st.caption(
     f"Both models ran on the full {image.shape[1]}×{image.shape[0]} photo at "
     f"{ran_at}; the display is {'shrunk' if factor < 1 else 'shown'} "
-    f"at {factor:.0%}. Found by both: {len(comparison.matched)}, only {right_name} finds: "
-    f"{len(comparison.only_candidate)}, only {left_name} finds: {len(comparison.missed)} (one-to-one, IoU ≥ 0.5). "
-    f"{left_name[0].upper() + left_name[1:]} is not ground truth: a box only it finds may be a false box of its own "
-    "(on a photo without faces, every one is)."
+    f"at {factor:.0%}. {left_name[0].upper() + left_name[1:]} is not ground truth: a box only it finds may be a "
+    "false box of its own (on a photo without faces, every one is)."
 )
 st.caption(
     f"Time on this photo (first run): pre-processing, network and NMS on this machine's "
@@ -289,3 +373,7 @@ if source == "oneshot" and effects:
     note = facts.rounding_note(arch, effects)
     if note:
         st.caption(note)
+
+
+# While the presenter talks, the models likely to be chosen next are detected on this photo.
+detections.warm(likely_next(), image_key, image, requested_scale)

@@ -47,9 +47,11 @@ def _use_search(search):
     choose("prune_group_rates", search["text"])
 
 
-form, board = st.columns([2, 3], gap="large")
+form, board = st.columns([1, 1], gap="large")
 with form:
     st.subheader("New session")
+    # What Start did is said here, above the form, where it is seen without scrolling.
+    message = st.container()
     try:
         searches = engine.searched_rates()
     except FacedetError as err:
@@ -63,41 +65,44 @@ with form:
         use.button("Use", key="prune_use_search", on_click=_use_search, args=(by_id[found],),
                    help="Fill in the detector, criterion and group rates of this search's best trial")
     with st.form("new_session", border=True):
+        # Two columns (the model; the data and the schedule), so that Start fits a 1080-px screen.
         # Each choice is kept when the user visits another page (Streamlit forgets undrawn widgets).
-        arch = kept(st.radio, "Detector", list(DETECTORS), format_func=DETECTORS.get, horizontal=True,
-                    key="prune_arch", default=next(iter(DETECTORS)), allowed=DETECTORS)
-        criteria = engine.oneshot_criteria()
-        criterion = kept(st.selectbox, "Criterion", criteria, format_func=engine.criterion_label,
-                         key="prune_criterion", default="fpgm" if "fpgm" in criteria else criteria[0], allowed=criteria)
-        rate = kept(st.select_slider, "Pruning rate (per layer)", RATES, format_func=lambda r: f"{r} %",
-                    key="prune_rate", default=30, allowed=RATES)
-        groups_text = group_rates_text(st, arch, "prune_group_rates")
-        data = kept(st.radio, "Training data", list(DATA), format_func=DATA.get, key="prune_data",
-                    default=next(iter(DATA)), allowed=DATA)
-        uploads = st.file_uploader("Photos to train on (for 'My photos')", type=list(IMAGE_TYPES),
-                                   accept_multiple_files=True, key="prune_uploads", help=upload_limit())
-        roots = data_roots()
-        folder = st.selectbox("Photo folder (for 'A photo folder'; set FACEDET_DATA_ROOTS to offer others)",
-                              roots, format_func=str, key="prune_folder") if roots else None
-        # Chosen from the server's allow-list, never typed: a visitor cannot probe the server's folders.
-        wider_choices = wider_roots()
-        wider_root = st.selectbox("WIDER FACE root (for 'WIDER FACE'; set FACEDET_WIDER_ROOTS to offer one)",
-                                  wider_choices, format_func=str, key="prune_wider_root") if wider_choices else None
-        with st.expander("Schedule (the quick preset's; paper: 200 + 10 epochs)"):
-            sfp, finetune, crop = st.columns(3)
-            # Empty: the preset's for the chosen detector (it differs: EXTD's session is shorter).
-            presets = ", ".join(f"{name} {preset_settings('quick', arch)['epochs']}" for arch, name in DETECTORS.items())
-            epochs = kept(sfp.number_input, "SFP epochs", 1, 200, key="prune_epochs", default=None,
-                          placeholder=f"preset ({presets})",
-                          help="Soft Filter Pruning: the rate ramps up over the first two thirds; "
-                               "filters are re-selected and zeroed after every epoch. Empty: the quick preset's.")
-            finetunes = ", ".join(f"{name} {preset_settings('quick', arch)['finetune_epochs']}"
-                                  for arch, name in DETECTORS.items())
-            finetune_epochs = kept(finetune.number_input, "Fine-tune epochs", 0, 50, key="prune_finetune",
-                                   default=None, placeholder=f"preset ({finetunes})",
-                                   help="With the masks frozen. Empty: the quick preset's.")
-            crop_size = kept(crop.select_slider, "Training crop (px)", CROPS, key="prune_crop",
-                             default=QUICK["crop_size"], allowed=CROPS)
+        model_column, data_column = st.columns(2, gap="medium")
+        with model_column:
+            arch = kept(st.radio, "Detector", list(DETECTORS), format_func=DETECTORS.get, horizontal=True,
+                        key="prune_arch", default=next(iter(DETECTORS)), allowed=DETECTORS)
+            criteria = engine.oneshot_criteria()
+            criterion = kept(st.selectbox, "Criterion", criteria, format_func=engine.criterion_label,
+                             key="prune_criterion", default="fpgm" if "fpgm" in criteria else criteria[0],
+                             allowed=criteria)
+            rate = kept(st.select_slider, "Pruning rate (per layer)", RATES, format_func=lambda r: f"{r} %",
+                        key="prune_rate", default=30, allowed=RATES)
+            groups_text = group_rates_text(st, arch, "prune_group_rates")
+            with st.expander("Schedule (the quick preset's; paper: 200 + 10 epochs)"):
+                # Empty: the preset's for the chosen detector (EXTD's session is shorter).
+                presets = {name: preset_settings("quick", key) for key, name in DETECTORS.items()}
+                epochs = kept(st.number_input, "SFP epochs", 1, 200, key="prune_epochs", default=None,
+                              placeholder="preset: " + ", ".join(f"{n} {p['epochs']}" for n, p in presets.items()),
+                              help="Soft Filter Pruning: the rate ramps up over the first two thirds; "
+                                   "filters are re-selected and zeroed after every epoch. Empty: the quick preset's.")
+                finetune_epochs = kept(st.number_input, "Fine-tune epochs", 0, 50, key="prune_finetune", default=None,
+                                       placeholder="preset: " + ", ".join(f"{n} {p['finetune_epochs']}"
+                                                                          for n, p in presets.items()),
+                                       help="With the masks frozen. Empty: the quick preset's.")
+                crop_size = kept(st.select_slider, "Training crop (px)", CROPS, key="prune_crop",
+                                 default=QUICK["crop_size"], allowed=CROPS)
+        with data_column:
+            data = kept(st.radio, "Training data", list(DATA), format_func=DATA.get, key="prune_data",
+                        default=next(iter(DATA)), allowed=DATA)
+            uploads = st.file_uploader("Photos to train on (for 'My photos')", type=list(IMAGE_TYPES),
+                                       accept_multiple_files=True, key="prune_uploads", help=upload_limit())
+            roots = data_roots()
+            folder = st.selectbox("Photo folder (for 'A photo folder'; set FACEDET_DATA_ROOTS to offer others)",
+                                  roots, format_func=str, key="prune_folder") if roots else None
+            # Chosen from the server's allow-list, never typed: a visitor cannot probe the server's folders.
+            wider_choices = wider_roots()
+            wider_root = st.selectbox("WIDER FACE root (for 'WIDER FACE'; set FACEDET_WIDER_ROOTS to offer one)",
+                                      wider_choices, format_func=str, key="prune_wider_root") if wider_choices else None
         st.caption(f"Runs on {_device()}. The default session takes about 1–2 minutes for EResFD on a 2-core CPU, "
                    "about 11 for EXTD (fewer epochs).")
         start = st.form_submit_button("Start", type="primary", disabled=read_only())
@@ -142,14 +147,14 @@ with form:
             else:
                 wider = str(wider_root)
         if error:
-            st.error(error)
+            message.error(error)
         else:
             try:
                 engine.start_session(arch, criterion, rate / 100, source, photos=photos, wider_root=wider, **options)
             except FacedetError as err:
-                st.error(f"Cannot start: {err}")
+                message.error(f"Cannot start: {err}")
             else:
-                st.success("Session queued: follow it on the right.")
+                message.success("Session queued: follow it on the right.")
 
 
 @st.cache_resource

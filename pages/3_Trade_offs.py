@@ -4,26 +4,33 @@ import streamlit as st
 
 from app_support import cached
 from app_support.facts import latency_stats, measure_latency
-from app_support.page import kept, setup
+from app_support.page import chart_font, kept, setup
 from app_support.engine import user_runs
 from facedet.errors import FacedetError
-from facedet.viz.tradeoffs import AGREEMENT, COSTS, SAMPLE_SET, SUBSETS, tradeoff_figure, tradeoff_table
+from facedet.viz.tradeoffs import (AGREEMENT, COSTS, SAMPLE_SET, SUBSETS, VIEWS, points_outside, tradeoff_figure,
+                                  tradeoff_table)
 from facedet.peers import peer_names
 from facedet.weights import BFPGM, PRETRAINED
 
 setup("Trade-offs", "Accuracy against model cost: the paper's Figures 2–3, with FLOPs and latency too")
 
-controls = st.columns([1, 2, 1])
+controls = st.columns([3.2, 2.6, 2.4, 1.2], vertical_alignment="bottom")
 # Kept when the user visits another page (Streamlit forgets the state of widgets it does not draw).
 ACCURACY = SUBSETS + (AGREEMENT, SAMPLE_SET)  # each on its own axis: WIDER FACE numbers never share one with others
-subset = kept(controls[0].segmented_control, "Accuracy", ACCURACY, required=True, key="subset",
+subset = kept(controls[0].segmented_control, "Accuracy (WIDER FACE subsets first)", ACCURACY, required=True, key="subset",
               default="easy", allowed=ACCURACY,
-              format_func=lambda s: {AGREEMENT: "Agreement (photos)", SAMPLE_SET: "Sample set (generated)"}.get(
-                  s, f"WIDER {s.capitalize()}"))
+              format_func=lambda s: {AGREEMENT: "Agreement", SAMPLE_SET: "Sample set"}.get(s, s.capitalize()),
+              help="WIDER FACE val AP on its Easy, Medium or Hard subset; your runs' agreement with the dense model "
+                   "on held-out photos; or AP on the generated sample set. Each has an axis of its own.")
 cost = kept(controls[1].segmented_control, "Model cost (log axis)", list(COSTS), required=True, key="cost",
             default="parameters", allowed=COSTS,
             format_func={"parameters": "Parameters", "gflops": "FLOPs at 640×480", "latency_ms": "Latency here"}.get)
-show_pareto = kept(controls[2].toggle, "Highlight the Pareto front", key="show_pareto", default=True)
+view = kept(controls[2].segmented_control, "View", list(VIEWS), required=True, key="tradeoff_view", default="zoom",
+            allowed=VIEWS, format_func=VIEWS.get,
+            help="Around the paper's models, where its curves are readable (the chart's autoscale button also "
+                 "shows every point), or every point at once.")
+show_pareto = kept(controls[3].toggle, "Pareto front", key="show_pareto", default=True,
+                   help="Highlight the models no other model beats (cheaper and at least as accurate).")
 
 try:
     runs = user_runs()
@@ -90,10 +97,15 @@ elif cost == "latency_ms":
         st.caption(f"{len(taken)} of {len(models)} models timed; the oldest figure was {when_and_how(first)}.")
 
 table = tradeoff_table(runs, costs)
-figure = tradeoff_figure(table, subset=subset, cost=cost, show_pareto=show_pareto)
+figure = tradeoff_figure(table, subset=subset, cost=cost, show_pareto=show_pareto, view=view, font_size=chart_font(16))
 st.plotly_chart(figure, width="stretch", theme=None, config={
     "displaylogo": False,
     "toImageButtonOptions": {"format": "png", "scale": 2, "filename": f"tradeoff-{subset}-{cost}"}})
+outside = points_outside(figure) if view == "zoom" else {}
+if outside:
+    st.caption(f"Zoomed to the paper's models: {sum(outside.values())} points lie outside this view ("
+               + ", ".join(f"{name}: {n}" for name, n in outside.items())
+               + "); View: Every point, or the chart's autoscale button, shows them.")
 
 if subset == SAMPLE_SET:
     shown = table[(table["kind"] == "run") & ~table["wider"].astype(bool) & table[cost].notna()]
@@ -113,7 +125,7 @@ else:
         "baselines (Tables 1–2); grey squares: published detectors as their papers report them (protocols "
         "differ; hover for the source); stars: your runs on WIDER FACE. Runs on the generated sample "
         "set are not drawn here (choose 'Sample set'), nor runs on photos, which have no WIDER FACE AP (choose "
-        "'Agreement (photos)'). Click a legend entry to hide or show it. YuNet-n and YuNet-s are published "
+        "'Agreement'). Click a legend entry to hide or show it. YuNet-n and YuNet-s are published "
         "detectors too (APs from the libfacedetection.train README, single scale at the original size); they also "
         f"run here. B-FPGM's {len(BFPGM)} checkpoints are in the points' CSV with their released nonzero "
         "parameters, but not on the chart: none of our sources gives their WIDER FACE AP, and none is made up."

@@ -4,10 +4,10 @@ import streamlit as st
 
 from app_support import cached, facts
 from app_support import engine
-from app_support.page import group_rates_text, kept, setup
+from app_support.page import chart_font, group_rates_text, kept, setup
 from app_support.engine import DETECTORS, criterion_label, oneshot_criteria
 from facedet.errors import FacedetError
-from facedet.viz.layers import filter_map_figure, layer_table, removed_figure, share_figure
+from facedet.viz.layers import filter_map_figure, layer_groups, layer_table, removed_figure, share_figure
 from facedet.weights import BFPGM, bfpgm_name, bfpgm_rates, pretrained_name
 
 SOURCES = {
@@ -66,10 +66,12 @@ except FacedetError as err:
     st.error(f"Cannot load the models: {err}")
     st.stop()
 table = layer_table(dense, removed)
+labels = {c: criterion_label(c) for c in criteria}  # "L1 norm", "Network slimming": the names the controls use
+groups_of_layers = layer_groups(arch, list(table["layer"]))
 
 totals = st.columns(len(criteria) + (1 if len(criteria) == 2 else 0))
 for column, c in zip(totals, criteria):
-    column.metric(f"Filters removed by {c.upper()}", f"{int(table[f'removed_{c}'].sum()):,} of {int(table['filters'].sum()):,}")
+    column.metric(f"Filters removed by {labels[c]}", f"{int(table[f'removed_{c}'].sum()):,} of {int(table['filters'].sum()):,}")
 if len(criteria) == 2:
     both = int(table["common"].sum())
     union = int(sum(table[f"removed_{c}"].sum() for c in criteria)) - both
@@ -85,31 +87,35 @@ if source == "bfpgm":
     st.caption(f"B-FPGM's {arch} checkpoint at target sparsity {rate} %: its per-group rates (groups 1–6, from the "
                f"upstream README) are {', '.join(f'{r:.1%}' for r in groups)}, so layers lose different shares.")
 
-st.subheader("Filters removed per layer")
-st.plotly_chart(removed_figure(table, criteria), width="stretch", theme=None)
-st.caption(
-    f"{len(table)} layers pruned (every convolution except the detection head). "
-    + ("The line is the Jaccard overlap of the two criteria's removed sets in each layer: 100 % means they chose "
-       "exactly the same filters. " if len(criteria) == 2 else "")
-    + ("Published checkpoints: the filters whose weights are all zero after the authors' SFP training and "
-       "fine-tuning." if source in ("published", "bfpgm") else
-       "One-shot: the pruning engine's selection on the dense published weights, no training.")
-)
-
-st.subheader("Share of the parameters, before and after")
-shown = kept(st.radio, "Criterion", criteria, format_func=str.upper, horizontal=True, key="layers_share",
-             default=criteria[0], allowed=criteria)
-st.plotly_chart(share_figure(table, shown), width="stretch", theme=None)
-
-st.subheader("Which filters, in one layer")
-layers = list(table["layer"])
-layer = kept(st.selectbox, "Layer", layers, key="layers_layer", default=layers[0], allowed=layers)
-filters = int(table.loc[table["layer"] == layer, "filters"].iloc[0])
-st.plotly_chart(filter_map_figure(removed, layer, filters), width="stretch", theme=None)
-for c in criteria:
-    st.caption(f"{c.upper()} removes filters {sorted(removed[c].get(layer) or []) or 'none'} of {filters}.")
-
-with st.expander("The numbers, per layer"):
+# One view at a time, each the height of a screen (they were 2,600 px one under the other).
+removed_tab, share_tab, filters_tab, numbers_tab = st.tabs(
+    ["Filters removed per layer", "Share of the parameters", "Which filters, in one layer", "The numbers"])
+with removed_tab:
+    st.plotly_chart(removed_figure(table, criteria, labels=labels, groups=groups_of_layers, font_size=chart_font()),
+                    width="stretch", theme=None)
+    st.caption(
+        f"{len(table)} layers pruned (every convolution except the detection head), in the model's order, named by "
+        "their layer group (B-FPGM's six; hover a bar for its layer). "
+        + ("The line is the Jaccard overlap of the two criteria's removed sets in each layer: 100 % means they chose "
+           "exactly the same filters. " if len(criteria) == 2 else "")
+        + ("Published checkpoints: the filters whose weights are all zero after the authors' SFP training and "
+           "fine-tuning." if source in ("published", "bfpgm") else
+           "One-shot: the pruning engine's selection on the dense published weights, no training.")
+    )
+with share_tab:
+    shown = kept(st.radio, "Criterion", criteria, format_func=labels.get, horizontal=True, key="layers_share",
+                 default=criteria[0], allowed=criteria)
+    st.plotly_chart(share_figure(table, shown, label=labels[shown], groups=groups_of_layers, font_size=chart_font()),
+                    width="stretch", theme=None)
+with filters_tab:
+    layers = list(table["layer"])
+    layer = kept(st.selectbox, "Layer", layers, key="layers_layer", default=layers[0], allowed=layers)
+    filters = int(table.loc[table["layer"] == layer, "filters"].iloc[0])
+    st.plotly_chart(filter_map_figure(removed, layer, filters, labels=labels, font_size=chart_font()),
+                    width="stretch", theme=None)
+    for c in criteria:
+        st.caption(f"{labels[c]} removes filters {sorted(removed[c].get(layer) or []) or 'none'} of {filters}.")
+with numbers_tab:
     st.dataframe(table, hide_index=True, width="stretch")
     st.download_button("Download as CSV", data=table.to_csv(index=False),
                        file_name=f"layers-{arch}-{source}-{rate if groups is None else 'groups'}.csv", mime="text/csv")

@@ -5,7 +5,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_support import engine
-from app_support.page import read_only, setup
+from app_support.page import chart_font, kept, read_only, setup
 from facedet.errors import FacedetError
 
 setup("Results", "Every pruning run in the results store")
@@ -21,15 +21,24 @@ if not runs:
     st.stop()
 
 
+def _local_time(stamp):
+    """``2026-12-04 19:30`` in this server's time zone, for the store's UTC ISO time (None stays)."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M") if stamp else None
+
+
 def _row(run):
     config = run.get("config", {})
     return {
-        "run": run["id"], "status": run["status"], "detector": run["detector"], "criterion": run["criterion"],
+        "run": run["id"], "status": run["status"],
+        "detector": engine.DETECTORS.get(run["detector"], run["detector"]),
+        "criterion": engine.criterion_label(run["criterion"]) if run["criterion"] else None,
         "rate": run["rate"], "SFP epochs": config.get("epochs"), "fine-tune epochs": config.get("finetune_epochs"),
         "data": {"sample set": "sample set (NOT WIDER FACE)"}.get(engine.run_data(run), engine.run_data(run)),
         "AP easy": run.get("ap_easy"), "AP medium": run.get("ap_medium"), "AP hard": run.get("ap_hard"),
-        "agreement AP (held-out photos)": run.get("agreement_ap"),
-        "parameters (nonzero)": run.get("nonzero_parameters"), "sparsity": run.get("sparsity"),
+        "agreement AP": run.get("agreement_ap"),
+        "nonzero parameters": run.get("nonzero_parameters"), "sparsity": run.get("sparsity"),
         "compact parameters": run.get("compact_parameters"), "GFLOPs (640×640)": (run.get("nonzero_flops") or 0) / 1e9 or None,
         # Older runs timed the network alone at 640x640: not comparable, so not shown.
         **({"latency ms": run.get("latency_ms"), "network ms": run.get("network_ms"),
@@ -37,7 +46,8 @@ def _row(run):
            if run.get("latency_setup") else dict.fromkeys(("latency ms", "network ms", "compact latency ms",
                                                            "compact network ms"))),
         "latency measured": run.get("latency_setup"),
-        "started": run.get("created_at"), "finished": run.get("finished_at"), "code": run.get("code_revision"),
+        "started": _local_time(run.get("created_at")), "finished": _local_time(run.get("finished_at")),
+        "code": run.get("code_revision"),
         "message": run.get("message"), "checkpoint": run.get("checkpoint"),
     }
 
@@ -50,12 +60,25 @@ for column, name in zip(filters, ("detector", "criterion", "status", "data")):
     chosen[name] = column.multiselect(name.capitalize(), options, default=options, key=f"results_{name}")
 shown = table[pd.concat([table[n].astype(str).isin(v) for n, v in chosen.items()], axis=1).all(axis=1)]
 
-percent = st.column_config.NumberColumn(format="percent")
+# The columns a screen holds; the rest (schedule, compact model, timings, provenance) one click away.
+MAIN_COLUMNS = ["run", "status", "detector", "criterion", "rate", "data", "AP easy", "AP medium", "AP hard",
+                "agreement AP", "nonzero parameters", "sparsity", "latency ms", "started"]
+every_column = kept(st.toggle, "Every column (schedule, compact model, timings, checkpoint …)", key="results_all_columns",
+                    default=False)
+percent = st.column_config.NumberColumn(format="percent", width="small")
 ap = st.column_config.NumberColumn(format="%.4f")
+count = st.column_config.NumberColumn(format="localized")
 event = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
-                     key=engine.table_key("results_table", shown["run"].tolist()),
-                     column_config={"rate": percent, "sparsity": percent, "AP easy": ap,
-                                    "AP medium": ap, "AP hard": ap, "agreement AP (held-out photos)": ap})
+                     key=engine.table_key("results_table", shown["run"].tolist()), placeholder="—",
+                     column_order=None if every_column else MAIN_COLUMNS,
+                     column_config={"run": st.column_config.NumberColumn(width="small"), "rate": percent,
+                                    "sparsity": percent, "AP easy": ap, "AP medium": ap, "AP hard": ap,
+                                    "agreement AP": st.column_config.NumberColumn(
+                                        format="%.4f", help="AP of the run's detections against the dense "
+                                                            "model's on held-out photos it never trained on"),
+                                    "nonzero parameters": count, "compact parameters": count,
+                                    "GFLOPs (640×640)": st.column_config.NumberColumn(format="%.3f"),
+                                    "latency ms": st.column_config.NumberColumn(format="%.1f")})
 # Positions in the table as given (sorting in the browser does not change them), turned into run ids.
 selected = [int(shown["run"].iloc[i]) for i in event.selection.rows if 0 <= i < len(shown)]
 st.caption(f"{len(shown)} of {len(table)} runs shown. Click a column title to sort; tick rows to delete them or "
@@ -106,7 +129,7 @@ for run_id in picked:
     st.caption(f"{engine.run_label(run)}: measured on {run.get('eval_root')} against the ground truth in "
                f"{run.get('eval_gt')}.")
 if fig.data:
-    fig.update_layout(height=560, template="plotly_white", font=dict(size=16), showlegend=True,
-                      legend=dict(font=dict(size=14)),
+    fig.update_layout(height=560, template="plotly_white", font=dict(size=chart_font(16)), showlegend=True,
+                      legend=dict(font=dict(size=chart_font(14))),
                       xaxis=dict(title="recall", range=[0, 1]), yaxis=dict(title="precision", range=[0, 1.02]))
     st.plotly_chart(fig, width="stretch", theme=None)

@@ -6,6 +6,7 @@ The reference data lives outside the project; CI (``.ci/run``) points these vari
 """
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,16 @@ def _env_dir(name):
 def fresh_latency_records(tmp_path, monkeypatch):
     """Every test starts with no remembered latency (facedet.latency_records)."""
     monkeypatch.setenv("FACEDET_LATENCY_RECORDS", str(tmp_path / "latency.sqlite"))
+
+
+@pytest.fixture(autouse=True)
+def no_background_detections_left_behind():
+    """The Compare page detects the models likely to be chosen next in the background
+    (``app_support.detections``): stop that after each test, so that it never runs into the next."""
+    yield
+    detections = sys.modules.get("app_support.detections")
+    if detections is not None:
+        detections.stop_warming()
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The Compare page (streamlit AppTest): published models, the shared threshold, bad uploads; honest
 labels (first-run time against measured latency, one-shot rates as they really prune, which model
-finds a box), the detection scale, choices kept across sources and pages, deep links."""
+finds a box), the detection scale, choices kept across sources and pages, deep links, the models
+likely to be chosen next detected in the background, a cancelled detection."""
 
 import io
 from pathlib import Path
@@ -34,6 +35,12 @@ def caption_with(at, text):
     return found
 
 
+def legend(at):
+    """The legend line above the pictures (each kind of box, and how many there are)."""
+    (found,) = [m.value for m in at.markdown if "found by both models" in m.value]
+    return found
+
+
 @pytest.fixture
 def page(weights_dir):
     at = AppTest.from_file(APP, default_timeout=600).switch_page(PAGE)
@@ -48,7 +55,9 @@ def test_published_checkpoints_threshold_and_rate(page):
     metrics = side_metrics(at)
     assert metrics["Faces"] == ["1", "1"]  # Grace Hopper, found by both at the default 0.5
     assert metrics["Parameters (nonzero)"] == [nonzero("eresfd"), nonzero("eresfd-fpgm-10")]
-    assert "Found by both: 1, only the pruned model finds: 0, only the original finds: 0" in caption_with(at, "Found by both")
+    counts = legend(at)
+    assert "found by both models: <b>1</b>" in counts and "only the pruned model finds: <b>0</b>" in counts
+    assert "only the original finds (dashed): <b>0</b>" in counts
 
     at.slider(key="threshold").set_value(0.05).run()  # served from the detection cache
     low = side_metrics(at)["Faces"]
@@ -88,7 +97,7 @@ def test_bad_uploads_show_an_error_and_the_app_carries_on(page, assets_dir, name
 
 def test_one_shot_prune_at_any_rate(page):
     at = page
-    at.radio(key="source").set_value("oneshot").run()
+    at.selectbox(key="source").set_value("oneshot").run()
     at.selectbox(key="oneshot_criterion").set_value("fpgm")
     at.select_slider(key="oneshot_rate").set_value(40).run()
     assert not at.exception and not at.error
@@ -134,7 +143,7 @@ def test_one_shot_rates_say_what_they_really_remove(page):
     from pruning.graph import prunable_convs
 
     at = page
-    at.radio(key="source").set_value("oneshot").run()
+    at.selectbox(key="source").set_value("oneshot").run()
     at.selectbox(key="oneshot_criterion").set_value("fpgm")
     at.select_slider(key="oneshot_rate").set_value(5).run()
     assert not at.exception
@@ -169,10 +178,9 @@ def test_boxes_are_named_by_the_model_that_finds_them_and_annotations_counted(we
     assert not any("miss" in text for text in LEGEND.values())
     at = AppTest.from_file(APP, default_timeout=600).switch_page(PAGE).run()  # office-group-13.jpg: annotated
     assert not at.exception
-    legend = next(m.value for m in at.markdown if "only the original finds" in m.value)
-    assert "only the pruned model finds" in legend and "found by both" in legend
+    assert "only the original finds" in legend(at) and "only the pruned model finds" in legend(at)
     assert not any("missed" in c.value for c in at.caption)
-    assert "The original is not ground truth" in caption_with(at, "Found by both")
+    assert "The original is not ground truth" in caption_with(at, "not ground truth")
     faces = len(faces_for("office-group-13.jpg"))
     found = side_metrics(at)["Annotated faces found"]
     assert len(found) == 2 and all(v.endswith(f" of {faces}") for v in found)
@@ -203,9 +211,9 @@ def test_the_scale_can_be_chosen(page):
 def test_choices_survive_other_sources_and_pages(page):
     at = page
     at.select_slider(key="rate").set_value(30).run()
-    at.radio(key="source").set_value("oneshot").run()
+    at.selectbox(key="source").set_value("oneshot").run()
     at.select_slider(key="oneshot_rate").set_value(45).run()
-    at.radio(key="source").set_value("published").run()
+    at.selectbox(key="source").set_value("published").run()
     assert at.select_slider(key="rate").value == 30  # not back to 10 %
     assert at.subheader[-1].value == "Pruned: EResFD FPGM 30 %"
 
@@ -213,7 +221,7 @@ def test_choices_survive_other_sources_and_pages(page):
     assert not at.exception
     at.switch_page(PAGE).run()
     assert at.select_slider(key="rate").value == 30 and at.selectbox(key="sample").value == "grace_hopper.jpg"
-    at.radio(key="source").set_value("oneshot").run()
+    at.selectbox(key="source").set_value("oneshot").run()
     assert at.select_slider(key="oneshot_rate").value == 45
 
 
@@ -262,14 +270,14 @@ def test_a_peer_detector_on_either_side(weights_dir):
                                                nonzero("eresfd-fpgm-10")]
     assert "75,856 as published" in caption_with(at, "ONNX file")
     found = [int(v.split(" of ")[0]) for v in metrics["Annotated faces found"]]
-    assert min(found) >= 12 and "only the pruned model finds" in caption_with(at, "Found by both")
-    assert "YuNet-n is not ground truth" in caption_with(at, "Found by both")
+    assert min(found) >= 12 and "only the pruned model finds" in legend(at) and "only YuNet-n finds" in legend(at)
+    assert "YuNet-n is not ground truth" in caption_with(at, "not ground truth")
 
-    at.radio(key="source").set_value("peer").run()
+    at.selectbox(key="source").set_value("peer").run()
     at.radio(key="peer").set_value("yunet-s").run()  # a peer on the right, against the peer on the left
     assert not at.exception and not at.error
     assert at.subheader[-1].value == "Peer: YuNet-s"
-    assert "only YuNet-s finds" in caption_with(at, "Found by both")
+    assert "only YuNet-s finds" in legend(at)
     assert at.query_params["left"] == "yunet-n" and at.query_params["peer"] == "yunet-s"
 
     linked = AppTest.from_file(APP, default_timeout=600).switch_page(PAGE)
@@ -284,7 +292,7 @@ def test_a_peer_detector_on_either_side(weights_dir):
 
 def test_bfpgm_checkpoints_are_a_source(page):
     at = page
-    at.radio(key="source").set_value("bfpgm").run()
+    at.selectbox(key="source").set_value("bfpgm").run()
     assert not at.exception and not at.error
     assert at.subheader[-1].value == "Pruned: EResFD B-FPGM 30 %"  # the default target sparsity
     assert "21%, 4%, 30%, 47%, 32%, 45%" in at.caption[1].value  # its per-group rates, from the registry
@@ -294,3 +302,30 @@ def test_bfpgm_checkpoints_are_a_source(page):
     assert side_metrics(at)["Parameters (nonzero)"][1] == nonzero("bfpgm-eresfd-60")
     at.radio(key="arch").set_value("extd").run()  # EXTD: B-FPGM released 0 and 20 % only
     assert not at.exception and at.select_slider(key="bfpgm_rate").options == ["0 % (B-FPGM's dense)", "20 %"]
+
+
+def test_the_models_likely_next_are_detected_in_the_background_and_then_shown_at_once(page):
+    """After a comparison, the slider's next rate is detected while nobody waits; choosing it then
+    shows that detection (its first-run time is the background's), with no new one."""
+    from app_support import detections
+
+    at = page
+    assert at.selectbox(key="sample").value == "grace_hopper.jpg" and at.select_slider(key="rate").value == 10
+    assert detections.wait_until_warm(["published:eresfd-fpgm-20"], "sample:grace_hopper.jpg", seconds=300)
+    _, warm_ms, _ = detections.known("published:eresfd-fpgm-20", "sample:grace_hopper.jpg")
+    at.select_slider(key="rate").set_value(20).run()
+    assert not at.exception and at.subheader[-1].value == "Pruned: EResFD FPGM 20 %"
+    assert side_metrics(at)["Time on this photo (first run)"][1] == f"{warm_ms:,.0f} ms"
+
+
+def test_a_cancelled_detection_waits_for_another_choice(page):
+    """Cancel (clicked while a detection runs) leaves the page saying so, with a button to detect
+    after all; choosing another model detects again."""
+    at = page
+    at.session_state["compare_cancelled"] = ("published:eresfd", "published:eresfd-fpgm-30",
+                                             "sample:grace_hopper.jpg", None)
+    at.select_slider(key="rate").set_value(30).run()  # the request whose Cancel was clicked
+    assert not at.exception and not at.image
+    assert "Detection cancelled" in at.info[0].value
+    at.button(key="detect_anyway").click().run()
+    assert not at.exception and len(at.image) == 2 and at.subheader[-1].value == "Pruned: EResFD FPGM 30 %"

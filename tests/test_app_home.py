@@ -1,5 +1,6 @@
-"""The home page (streamlit AppTest): device, checkpoints, results store, links to every page."""
+"""The home page (streamlit AppTest): device, checkpoints, results store, links to every page; presentation mode."""
 
+import json
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -47,3 +48,17 @@ def test_checkpoints_missing_locally_are_listed_as_downloadable(weights_dir, tmp
     table = at.dataframe[0].value
     assert set(table["status"]) == {"downloadable"}
     assert table.set_index("name").loc["extd", "file"] == PRETRAINED["extd"].url
+
+
+def test_presentation_mode_is_on_by_default_and_one_choice_for_every_page(weights_dir):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert at.toggle(key="presentation_Pruning_lightweight_face_detectors").value is True
+    at.switch_page("pages/4_Layers.py").run()
+    assert not at.exception and at.toggle(key="presentation_Layers").value is True
+    at.toggle(key="presentation_Layers").set_value(False).run()  # turned off on one page ...
+    at.switch_page("pages/3_Trade_offs.py").run()
+    assert at.toggle(key="presentation_Trade-offs").value is False  # ... is off on the others
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert chart["layout"]["font"]["size"] == 16  # the screen size; presentation mode's is larger
+    at.toggle(key="presentation_Trade-offs").set_value(True).run()
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["font"]["size"] > 16

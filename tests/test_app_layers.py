@@ -25,7 +25,7 @@ def test_published_selections_and_their_overlap(weights_dir):
                         if k.endswith(".weight") and w.dim() == 4 and (fpgm[k] or l1[k]))
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Filters removed by FPGM"] == f"{sum(map(len, fpgm.values())):,} of {total_filters:,}"
-    assert metrics["Filters removed by L1"] == f"{sum(map(len, l1.values())):,} of {total_filters:,}"
+    assert metrics["Filters removed by L1 norm"] == f"{sum(map(len, l1.values())):,} of {total_filters:,}"
     both = sum(len(fpgm[k] & l1[k]) for k in fpgm)
     assert metrics["Chosen by both"].startswith(f"{both:,} (")
     assert len(at.get("plotly_chart")) == 3
@@ -48,7 +48,7 @@ def test_one_shot_selections_differ_between_fpgm_and_l1(weights_dir):
              if k.endswith(".weight") and w.dim() == 4 and not k.startswith(("loc.", "conf."))]
     removed = sum(int(n * 0.3) for n in sizes)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Filters removed by FPGM"] == metrics["Filters removed by L1"] == f"{removed:,} of {sum(sizes):,}"
+    assert metrics["Filters removed by FPGM"] == metrics["Filters removed by L1 norm"] == f"{removed:,} of {sum(sizes):,}"
     both = int(metrics["Chosen by both"].split(" ")[0].replace(",", ""))
     assert 0 < both < removed  # redundant and small filters are not the same filters
 

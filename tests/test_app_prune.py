@@ -90,7 +90,7 @@ def test_tiny_session_end_to_end(engine_dirs):
     assert not results.exception
     table = results.dataframe[0].value
     assert list(table["status"]) == ["finished"] and table["data"].iloc[0] == "photos, distilled"
-    assert 0 <= table["agreement AP (held-out photos)"].iloc[0] <= 1
+    assert 0 <= table["agreement AP"].iloc[0] <= 1
     run_id = int(table["run"].iloc[0])
     assert "No run evaluated on WIDER FACE or the sample set yet" in results.info[0].value  # no PR curves
 
@@ -104,7 +104,7 @@ def test_tiny_session_end_to_end(engine_dirs):
     assert compare.subheader[-1].value == f"Pruned: #{run_id} EResFD FPGM 50 %"
     assert compare.query_params["source"] == "session" and compare.query_params["run"] == str(run_id)  # its link
     assert "trained on photos, distilled; agreement with the dense model: AP" in compare.caption[1].value
-    assert f"{int(table['parameters (nonzero)'].iloc[0]):,}" == [m.value for m in compare.metric
+    assert f"{int(table['nonzero parameters'].iloc[0]):,}" == [m.value for m in compare.metric
                                                                    if m.label == "Parameters (nonzero)"][-1]
 
     # Trade-offs: not on the WIDER FACE axes; on the agreement axis.
@@ -238,7 +238,7 @@ def test_results_ticks_follow_run_ids_through_filters_and_deletions(engine_dirs)
         ids.setdefault(criterion, []).append(run_id)
     at = open_page("pages/5_Results.py").run()
     assert not at.exception
-    at.multiselect(key="results_criterion").set_value(["l1"]).run()  # one row left: the l1 run
+    at.multiselect(key="results_criterion").set_value(["L1 norm"]).run()  # one row left: the l1 run
     # A tick left at position 2 of the unfiltered table must not reach this one-row table.
     at.session_state[table_key("results_table", ids["l1"])] = {"selection": {"rows": [2], "columns": [], "cells": []}}
     at.run()

@@ -55,7 +55,7 @@ def test_layers_shows_the_selection_at_group_rates(weights_dir):
     counts = removal_counts(model, "fpgm", group_layer_rates("eresfd", RATES))
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Filters removed by FPGM"].startswith(f"{sum(counts.values()):,} of ")
-    assert metrics["Filters removed by L1"].startswith(f"{sum(counts.values()):,} of ")
+    assert metrics["Filters removed by L1 norm"].startswith(f"{sum(counts.values()):,} of ")
     assert any("At the group rates 0.213/0.045/0.305/0.471/0.321/0.448" in c.value for c in at.caption)
 
     at.text_input(key="layers_group_rates").set_value("0.1,0.2,0.3,0.4,0.5,1.2").run()

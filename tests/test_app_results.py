@@ -60,6 +60,17 @@ def test_results_draws_the_stored_curves_and_names_runs_without_them(store_with_
     np.testing.assert_array_equal(precision, result.curves["hard"][0])
     assert any(f"against the ground truth in {wider_gt_dir}" in c.value for c in at.caption)
 
+    # The table names detectors and criteria as the pages do, shows "—" for what a run lacks, and
+    # holds the columns a screen can show until every column is asked for.
+    table = at.dataframe[0]
+    assert list(table.value["detector"]) == ["EResFD", "EResFD"]
+    assert list(table.value["criterion"]) == ["FPGM", "L1 norm"]
+    assert table.proto.placeholder == "—"
+    shown = list(table.proto.column_order)
+    assert "agreement AP" in shown and "checkpoint" not in shown and len(shown) <= 15
+    at.toggle(key="results_all_columns").set_value(True).run()
+    assert not at.dataframe[0].proto.column_order  # every column
+
     at.segmented_control(key="results_subset").set_value("easy").run()
     ((name, recall, _),) = traces(at)
     assert name.endswith(f"AP {result.easy:.3f}")

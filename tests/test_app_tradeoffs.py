@@ -125,3 +125,15 @@ def test_sample_set_accuracy_has_its_own_axis(page):
     assert "NOT WIDER FACE" in layout["yaxis"]["title"]["text"]
     assert not any(t.name.startswith(("Paper:", "Published")) for t in traces)  # nothing from WIDER FACE
     assert any("never drawn on the WIDER FACE axes" in c.value for c in at.caption)
+
+
+def test_the_chart_opens_zoomed_on_the_papers_models_and_shows_every_point_on_request(page):
+    at = page
+    assert at.segmented_control(key="tradeoff_view").value == "zoom"
+    zoomed = figure(at)[1]["xaxis"]["range"]
+    assert any("lie outside this view" in c.value for c in at.caption)
+    at.segmented_control(key="tradeoff_view").set_value("all").run()
+    assert not at.exception
+    low, high = figure(at)[1]["xaxis"]["range"]
+    assert low < zoomed[0] and high > zoomed[1] + 1  # decades more: the largest published detectors
+    assert not any("lie outside this view" in c.value for c in at.caption)

@@ -60,3 +60,32 @@ def test_bad_backend_choices_are_one_line_errors():
         backends.make_network(model, "tensorrt")
     with pytest.raises(FacedetError, match="runs on the CPU"):
         backends.make_network(model, "onnx", torch.device("cuda"))
+
+
+def test_a_watched_detection_reports_progress_and_can_be_cancelled_midway(weights_dir, assets_dir, monkeypatch):
+    """Progress rises to 1 as the network runs and changes nothing; a cancel stops it within the
+    network (at a convolution), not after it; unwatched calls leave no hooks behind."""
+    from facedet.detector import load_detector
+    from facedet.errors import DetectionCancelled
+    from facedet.images import read_image
+
+    monkeypatch.setenv("FACEDET_WEIGHTS_DIR", str(weights_dir))
+    detector = load_detector("extd", device="cpu", backend="torch")
+    photo = read_image(assets_dir / "grace_hopper.jpg")
+    fractions = []
+    watched = detector.detect(photo, scale=0.5, progress=fractions.append)
+    assert torch.equal(torch.from_numpy(watched), torch.from_numpy(detector.detect(photo, scale=0.5)))
+    assert len(fractions) > 20 and fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert fractions[-2] > 0.8  # the multiply-adds counted at 128 px predict this size's
+    assert not any(m._forward_hooks for m in detector.network.model.modules())
+
+    checks = []
+
+    def cancel_at_the_tenth_check():
+        checks.append(1)
+        return len(checks) >= 10
+
+    with pytest.raises(DetectionCancelled):
+        detector.detect(photo, scale=0.5, cancel=cancel_at_the_tenth_check)
+    assert len(checks) == 10 < len(fractions) - 1  # stopped at the tenth convolution of many
+    assert not any(m._forward_hooks for m in detector.network.model.modules())

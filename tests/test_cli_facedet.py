@@ -58,6 +58,16 @@ def test_detect_writes_an_annotated_image(assets_dir, tmp_path, capsys):
     drawn = read_image(out_file)
     assert drawn.shape == (512, 512, 3)
     assert not np.array_equal(drawn, read_image(assets_dir / "astronaut.png"))
+    # The app's drawing: its presentation style by default, the thin screen style on request.
+    from facedet.viz.overlay import PRESENTATION, SCREEN
+
+    def has(image, colour):
+        return bool(np.all(image == colour, axis=2).any())
+
+    assert has(drawn, PRESENTATION.colours["original"]) and not has(drawn, SCREEN.colours["original"])
+    code, _, _ = _run(["detect", str(assets_dir / "astronaut.png"), "--weights", "eresfd-fpgm-10", "--out",
+                       str(out_file), "--style", "screen"], capsys)
+    assert code == 0 and has(read_image(out_file), SCREEN.colours["original"])
 
 
 def test_awkward_image_forms_are_detected_like_the_original(assets_dir, tmp_path, capsys):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from facedet.errors import ImageError
-from facedet.images import draw_detections, read_image
+from facedet.images import read_image
 
 
 @pytest.fixture(scope="module")
@@ -98,13 +98,6 @@ def _bomb_png(width, height):
 def test_decompression_bombs_are_refused_before_decoding():
     with pytest.raises(ImageError, match="too large"):
         read_image(_bomb_png(30000, 30000))
-
-
-def test_draw_detections_marks_the_boxes(hopper):
-    out = draw_detections(hopper, np.array([[100, 100, 300, 300, 0.9]], dtype=np.float32), color=(0, 255, 0))
-    assert out.shape == hopper.shape and not np.array_equal(out, hopper)
-    assert tuple(out[200, 100]) == (0, 255, 0)  # left edge of the box
-    assert np.array_equal(out[450:, 400:], hopper[450:, 400:])  # far from the box: untouched
 
 
 def test_the_size_limit_holds_for_bytes_and_uploads_too(assets_dir, monkeypatch):

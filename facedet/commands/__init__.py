@@ -10,6 +10,13 @@ def add_backend_option(parser, auto="whichever measures faster for the model her
                              f"or auto ({auto}; default)")
 
 
+def add_style_option(parser):
+    # The names of facedet.viz.overlay.STYLES, written out so that --help does not import OpenCV.
+    parser.add_argument("--style", default="presentation", choices=("presentation", "screen"),
+                        help="how --out draws boxes: presentation (thick, edged in black, large scores, "
+                             "for a projector; default) or screen (thin, small scores)")
+
+
 def one_photo_backend(choice, weights):
     """The backend for a command on one photo: ``auto`` means torch (an ONNX export, 0.5-1 s, and
     ONNX Runtime's first run at a new size cost more than they save), except for a peer detector

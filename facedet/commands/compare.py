@@ -4,7 +4,7 @@ import json
 import sys
 
 from facedet import cli_types
-from facedet.commands import add_backend_option
+from facedet.commands import add_backend_option, add_style_option
 
 
 def register(subparsers, name, help_text):
@@ -18,7 +18,8 @@ def register(subparsers, name, help_text):
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     add_backend_option(p, auto="torch: for one photo, exporting to ONNX Runtime costs more than it saves")
     p.add_argument("--json", action="store_true", help="print only the summary as JSON")
-    p.add_argument("--out", help="write both annotated images side by side to this file (the app's colours)")
+    p.add_argument("--out", help="write both annotated images side by side to this file (the app's drawing)")
+    add_style_option(p)
     p.set_defaults(run=run)
 
 
@@ -36,7 +37,7 @@ def run(args):
         reference, candidate, image, threshold=args.threshold, scale=args.scale, iou_threshold=args.iou)
     summary["reference"]["weights"], summary["candidate"]["weights"] = args.reference, args.candidate
     if args.out:
-        write_image(args.out, side_by_side(image, ref_dets, cand_dets, comparison))
+        write_image(args.out, side_by_side(image, ref_dets, cand_dets, comparison, style=args.style))
     if args.json:
         json.dump(summary, sys.stdout)
         print()
@@ -53,13 +54,13 @@ def run(args):
     return 0
 
 
-def side_by_side(image, reference, candidate, comparison, gap=16):
+def side_by_side(image, reference, candidate, comparison, gap=16, style="presentation"):
     """The two annotated images (reference left, candidate right) in one picture."""
     import numpy as np
 
-    from facedet.viz.overlay import annotate_original, annotate_pruned
+    from facedet.viz.overlay import STYLES, annotate_original, annotate_pruned
 
-    left = annotate_original(image, reference)
-    right = annotate_pruned(image, candidate, reference, comparison)
+    left = annotate_original(image, reference, style=STYLES[style])
+    right = annotate_pruned(image, candidate, reference, comparison, style=STYLES[style])
     spacer = np.full((image.shape[0], gap, 3), 255, dtype=np.uint8)
     return np.concatenate((left, spacer, right), axis=1)

@@ -5,7 +5,7 @@ import sys
 
 from facedet import cli_types
 
-from facedet.commands import add_backend_option
+from facedet.commands import add_backend_option, add_style_option
 
 
 def register(subparsers, name, help_text):
@@ -23,12 +23,13 @@ def register(subparsers, name, help_text):
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     add_backend_option(p, auto="torch: for one photo, exporting to ONNX Runtime costs more than it saves")
     p.add_argument("--json", action="store_true", help="print only a JSON array of {box, score}")
-    p.add_argument("--out", help="write the image with boxes and scores drawn to this file")
+    p.add_argument("--out", help="write the image with boxes and scores drawn to this file (the app's drawing)")
+    add_style_option(p)
     p.set_defaults(run=run)
 
 
 def run(args):
-    from facedet.images import draw_detections, read_image, write_image
+    from facedet.images import read_image, write_image
 
     image = read_image(args.image)  # before importing torch: bad input is refused at once
     from facedet.commands import one_photo_backend
@@ -38,7 +39,9 @@ def run(args):
                              backend=one_photo_backend(args.backend, args.weights))
     dets = detector.detect(image, scale=args.scale, threshold=args.threshold)
     if args.out:
-        write_image(args.out, draw_detections(image, dets))
+        from facedet.viz.overlay import STYLES, annotate_detections
+
+        write_image(args.out, annotate_detections(image, dets, style=STYLES[args.style]))
     if args.json:
         payload = [{"box": [round(float(v), 2) for v in d[:4]], "score": round(float(d[4]), 5)} for d in dets]
         json.dump(payload, sys.stdout)

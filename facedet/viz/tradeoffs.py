@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from facedet.assets import asset_path
+from facedet.iou import overlap_area
 from facedet.models import DETECTORS
 
 ASSETS = asset_path()
@@ -34,6 +35,11 @@ ARCH_LABEL = {name: spec.display_name for name, spec in DETECTORS.items()}
 # own colour is in its DetectorSpec).
 COLOURS = {**{name: spec.colour for name, spec in DETECTORS.items()}, "published": "#7F7F7F", "runs": "#009E73",
            "sample": "#CC79A7", "pareto": "#000000"}
+# What the chart shows: the region around the paper's models (where its curves are readable), or every point.
+VIEWS = {"zoom": "Around the paper's models", "all": "Every point"}
+# Where a point's label may go, best first (Plotly's textposition values).
+LABEL_POSITIONS = ("top center", "bottom center", "middle right", "middle left", "top right", "bottom right",
+                   "top left", "bottom left")
 COLUMNS = ["label", "short", "group", "detector", "kind", "criterion", "rate", "easy", "medium", "hard", "agreement",
            "parameters", "gflops", "latency_ms", "checkpoint", "wider", "source"]
 
@@ -202,8 +208,116 @@ def _sample_set_figure(table, cost, height):
     return fig
 
 
-def tradeoff_figure(table, subset="easy", cost="parameters", show_pareto=True, height=680):
-    """AP on ``subset`` against ``cost`` (log axis); the Pareto front of the WIDER FACE points drawn on top."""
+def region_of_interest(data, subset, cost):
+    """``(x range as log10, y range)`` around the paper's models and the user's runs: costs from a
+    little under the cheapest to five times the dearest of them (where the lightest published
+    detectors are), and the APs of every point in that span. Without
+    such points, None (the whole chart)."""
+    core = data[data["group"].str.startswith(("Paper", "Your runs"))]
+    if core.empty:
+        return None
+    low, high = np.log10(core[cost].min() / 1.3), np.log10(core[cost].max() * 5)
+    inside = data[(np.log10(data[cost]) >= low) & (np.log10(data[cost]) <= high)]
+    bottom, top = inside[subset].min(), inside[subset].max()
+    pad = max(0.02, (top - bottom) * 0.06)
+    return (low, high), (bottom - pad, top + pad)
+
+
+def _full_ranges(data, subset, cost):
+    x, y = np.log10(data[cost].astype(float)), data[subset].astype(float)
+    x_pad, y_pad = max(0.1, (x.max() - x.min()) * 0.05), max(0.02, (y.max() - y.min()) * 0.06)
+    return (x.min() - x_pad, x.max() + x_pad), (y.min() - y_pad, y.max() + y_pad)
+
+
+def _label_box(position, cx, cy, width, height, gap):
+    """A label's box (x0, y0, x1, y1; y upwards) in pixels at ``position`` around a point."""
+    vertical, horizontal = position.split()
+    x0 = {"center": cx - width / 2, "right": cx + gap, "left": cx - gap - width}[horizontal]
+    y0 = {"middle": cy - height / 2, "top": cy + gap, "bottom": cy - gap - height}[vertical]
+    if vertical != "middle" and horizontal != "center":  # diagonal: closer in
+        x0 += -gap / 2 if horizontal == "right" else gap / 2
+    return x0, y0, x0 + width, y0 + height
+
+
+def _steps(x, y):
+    """The corners of a front drawn with Plotly's ``shape="hv"`` (across, then up or down)."""
+    corners = []
+    for i, (px, py) in enumerate(zip(x, y)):
+        if i:
+            corners.append((px, y[i - 1]))
+        corners.append((px, py))
+    return corners
+
+
+def label_positions(x, y, texts, x_range, y_range, obstacles=(), lines=(), plot_size=(1300, 520), font_size=14):
+    """A Plotly ``textposition`` for each labelled point (``x`` on the log axis, data units), chosen
+    so that labels cover each other, the other points (``obstacles``: (x, y) pairs), the lines drawn
+    (``lines``: lists of (x, y) corners) and the plot's edges as little as possible, for a plot of
+    ``plot_size`` pixels showing ``x_range`` (log10) and ``y_range``. Label sizes are estimated
+    from the text (0.62 em a character)."""
+    width, height = plot_size
+
+    def pixels(px, py):
+        return ((np.log10(px) - x_range[0]) / (x_range[1] - x_range[0]) * width,
+                (py - y_range[0]) / (y_range[1] - y_range[0]) * height)
+
+    points = [pixels(px, py) for px, py in zip(x, y)]
+    # Every point's marker, as large as the Pareto front's rings around them; lines, every few pixels.
+    marks = [(cx - 11, cy - 11, cx + 11, cy + 11) for cx, cy in points + [pixels(px, py) for px, py in obstacles]]
+    for line in lines:
+        corners = [pixels(px, py) for px, py in line]
+        for (ax, ay), (bx, by) in zip(corners, corners[1:]):
+            steps = max(1, int(np.hypot(bx - ax, by - ay) / 6))
+            marks += [(ax + (bx - ax) * t - 2, ay + (by - ay) * t - 2, ax + (bx - ax) * t + 2, ay + (by - ay) * t + 2)
+                      for t in np.linspace(0, 1, steps + 1)]
+    sizes = [(0.62 * font_size * len(str(text)) + 4, 1.3 * font_size) for text in texts]
+    gap = font_size * 0.5
+
+    def box(i, position):
+        return _label_box(position, *points[i], *sizes[i], gap=gap)
+
+    def cost(i, position, boxes):
+        own = box(i, position)
+        outside = sizes[i][0] * sizes[i][1] - overlap_area(own, (0, 0, width, height))
+        return (4 * sum(overlap_area(own, other) for j, other in enumerate(boxes) if j != i and other is not None)
+                + sum(overlap_area(own, m) for m in marks) + 2 * outside)
+
+    chosen, boxes = [None] * len(points), [None] * len(points)
+    # Greedily from the cheapest point, then a few rounds of moving each label to its best place
+    # given all the others (ties: the earlier position).
+    for _ in range(4):
+        for i in range(len(points)):
+            chosen[i] = min(LABEL_POSITIONS, key=lambda position: cost(i, position, boxes))
+            boxes[i] = box(i, chosen[i])
+    return chosen
+
+
+def points_outside(fig):
+    """``{trace name: points}`` that the figure's axis ranges leave out of view (the Pareto front,
+    which repeats other points, is not counted)."""
+    x_range, y_range = fig.layout.xaxis.range, fig.layout.yaxis.range
+    if x_range is None or y_range is None:
+        return {}
+    outside = {}
+    for trace in fig.data:
+        if trace.name.startswith("Pareto"):
+            continue
+        x, y = np.log10(np.asarray(trace.x, dtype=float)), np.asarray(trace.y, dtype=float)
+        hidden = int(((x < x_range[0]) | (x > x_range[1]) | (y < y_range[0]) | (y > y_range[1])).sum())
+        if hidden:
+            outside[trace.name] = outside.get(trace.name, 0) + hidden
+    return outside
+
+
+def tradeoff_figure(table, subset="easy", cost="parameters", show_pareto=True, height=680, view="zoom",
+                    font_size=16):
+    """AP on ``subset`` against ``cost`` (log axis); the Pareto front of the WIDER FACE points drawn on top.
+
+    ``view`` ``zoom`` shows the region around the paper's models (``region_of_interest``; Plotly's
+    autoscale button shows every point), ``all`` every point. Published detectors' labels are placed
+    for the view shown so that they do not overlap."""
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {tuple(VIEWS)}")
     if subset not in SUBSETS + (AGREEMENT, SAMPLE_SET) or cost not in COSTS:
         raise ValueError(f"subset must be one of {SUBSETS + (AGREEMENT, SAMPLE_SET)} and cost one of {tuple(COSTS)}")
     if subset == SAMPLE_SET:
@@ -212,6 +326,15 @@ def tradeoff_figure(table, subset="easy", cost="parameters", show_pareto=True, h
     if subset in SUBSETS:  # WIDER FACE axes carry WIDER FACE numbers only
         data = data[data["wider"].astype(bool)]
     data = data.sort_values(["group", "detector", "rate"], na_position="first")
+    ranges = None if data.empty else (
+        (region_of_interest(data, subset, cost) if view == "zoom" else None) or _full_ranges(data, subset, cost))
+    label_font = round(font_size * 0.8)
+    front = data.iloc[:0]
+    if show_pareto and subset != AGREEMENT:
+        comparable = data[data["wider"].astype(bool)]
+        front = comparable[pareto_mask(comparable[cost].tolist(), comparable[subset].tolist())].sort_values(cost)
+    # The lines drawn (the front's steps, the paper's curves), which labels should not cover either.
+    lines = [_steps(front[cost].tolist(), front[subset].tolist())] if len(front) else []
     fig = go.Figure()
     for group, part in data.groupby("group", sort=False):
         if group.startswith("Paper: ") and group != "Paper: baselines":
@@ -220,30 +343,34 @@ def tradeoff_figure(table, subset="easy", cost="parameters", show_pareto=True, h
             base = table[(table["detector"] == arch) & (table["kind"] == "reproduced")
                          & table[cost].notna()]
             part = pd.concat([base, part.sort_values("rate")])
+            lines.append(list(zip(part[cost], part[subset])))
         style = _group_style(group)
-        if group == "Published detectors":
-            # Alternate label positions along the cost axis so that neighbours do not overlap.
+        if group == "Published detectors" and ranges is not None:
             part = part.sort_values(cost)
+            others = data[data["group"] != group]
             style["text"] = part["short"]
-            style["textposition"] = ["top center" if i % 2 else "bottom center" for i in range(len(part))]
+            style["textfont"] = dict(size=label_font, color="#333")
+            style["textposition"] = label_positions(
+                part[cost], part[subset], part["short"], *ranges, obstacles=list(zip(others[cost], others[subset])),
+                lines=lines, plot_size=(1300, height - 190), font_size=label_font)
         fig.add_trace(go.Scatter(x=part[cost], y=part[subset], name=group,
                                  hovertext=_hover(part, subset, cost), hoverinfo="text", **style))
-    if show_pareto and subset != AGREEMENT:
-        comparable = data[data["wider"].astype(bool)]
-        front = comparable[pareto_mask(comparable[cost].tolist(), comparable[subset].tolist())].sort_values(cost)
-        if len(front):
-            fig.add_trace(go.Scatter(x=front[cost], y=front[subset], name="Pareto front (WIDER FACE points)",
-                                     mode="lines+markers", line=dict(color=COLOURS["pareto"], dash="dash", width=2, shape="hv"),
-                                     marker=dict(size=22, symbol="circle-open", color=COLOURS["pareto"], line=dict(width=2)),
-                                     hovertext=_hover(front, subset, cost), hoverinfo="text"))
-    fig.update_xaxes(type="log", title=COSTS[cost], showgrid=True)
+    if len(front):
+        fig.add_trace(go.Scatter(x=front[cost], y=front[subset], name="Pareto front (WIDER FACE points)",
+                                 mode="lines+markers", line=dict(color=COLOURS["pareto"], dash="dash", width=2, shape="hv"),
+                                 marker=dict(size=22, symbol="circle-open", color=COLOURS["pareto"], line=dict(width=2)),
+                                 hovertext=_hover(front, subset, cost), hoverinfo="text"))
+    fig.update_xaxes(type="log", title=COSTS[cost], showgrid=True, range=list(ranges[0]) if ranges else None)
     if subset == AGREEMENT:
         y_title, title = ("Agreement with the dense model: AP on held-out photos (NOT WIDER FACE)",
                           f"Agreement with the dense model against {COST_NAMES[cost]}")
     else:
         y_title, title = (f"WIDER FACE val AP, {subset.capitalize()} subset",
                           f"AP ({subset.capitalize()}) against {COST_NAMES[cost]}")
-    fig.update_yaxes(title=y_title, tickformat=".2f", showgrid=True)
-    fig.update_layout(height=height, font=dict(size=16), legend=dict(font=dict(size=14)),
-                      margin=dict(l=70, r=30, t=60, b=70), template="plotly_white", title=title)
+    fig.update_yaxes(title=y_title, tickformat=".2f", showgrid=True, range=list(ranges[1]) if ranges else None)
+    # The legend under the plot, so that the plot has the page's whole width.
+    fig.update_layout(height=height, font=dict(size=font_size), template="plotly_white", title=title,
+                      legend=dict(font=dict(size=round(font_size * 0.9)), orientation="h", yanchor="top", y=-0.14,
+                                  x=0),
+                      margin=dict(l=70, r=30, t=60, b=130))
     return fig
