@@ -1,5 +1,10 @@
 """Inference backends: the folded eager network and ONNX Runtime give the model's outputs."""
 
+import copy
+
+import cv2
+import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -42,6 +47,23 @@ def test_folding_removes_every_plain_batchnorm_and_leaves_the_model_alone(weight
     network = backends.TorchNetwork(model, torch.device("cpu"))
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == before > 0
     assert not any(type(m) is torch.nn.BatchNorm2d for m in network.model.modules())
+
+
+def test_extd_runs_its_prelus_as_leaky_relus_with_identical_outputs(weights_dir, assets_dir, monkeypatch):
+    monkeypatch.setenv("FACEDET_WEIGHTS_DIR", str(weights_dir))
+    model, _ = load_model("extd")
+    photo = cv2.imread(str(assets_dir / "photos" / "holdout" / "office-group-13.jpg"))
+    x = torch.from_numpy(cv2.resize(photo, (320, 240))[..., ::-1] - np.float32([123, 117, 104]))
+    x = x.permute(2, 0, 1)[None].contiguous()
+    leaky = backends.leaky_prelus(copy.deepcopy(model))
+    assert sum(type(m) is torch.nn.PReLU for m in model.modules()) == 10  # the model itself is untouched
+    assert not any(isinstance(m, torch.nn.PReLU) for m in leaky.modules())
+    with torch.inference_mode():
+        for a, b in zip(model(x), leaky(x)):
+            assert torch.equal(a, b)
+    # What ONNX Runtime is given: LeakyRelu nodes, which it fuses into the convolutions before them.
+    ops = {node.op_type for node in onnx.load_from_string(backends.OnnxNetwork(model, threads=1).onnx).graph.node}
+    assert "LeakyRelu" in ops and "PRelu" not in ops
 
 
 def test_auto_measures_once_and_reuses_its_choice(weights_dir, monkeypatch):
