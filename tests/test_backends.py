@@ -29,7 +29,8 @@ def test_both_backends_reproduce_the_model_within_1e_4(name, weights_dir, monkey
     model, _ = load_model(name)
     models = {"masked": model}
     if "-" in name:
-        models["compact"] = compact_model(model).model.eval()
+        for coupled in ("narrow", "keep"):
+            models[f"compact {coupled}"] = compact_model(model, coupled=coupled).model.eval()
     x = _image()
     expected = _outputs(model, x)
     for label, m in models.items():
@@ -64,6 +65,33 @@ def test_extd_runs_its_prelus_as_leaky_relus_with_identical_outputs(weights_dir,
     # What ONNX Runtime is given: LeakyRelu nodes, which it fuses into the convolutions before them.
     ops = {node.op_type for node in onnx.load_from_string(backends.OnnxNetwork(model, threads=1).onnx).graph.node}
     assert "LeakyRelu" in ops and "PRelu" not in ops
+
+
+def test_a_pruned_model_runs_on_onnx_in_its_fastest_form_measured_once(weights_dir, monkeypatch):
+    monkeypatch.setenv("FACEDET_WEIGHTS_DIR", str(weights_dir))
+    monkeypatch.setattr(backends, "_ONNX_FORM", {})
+    model, _ = load_model("eresfd-fpgm-50")
+    timed = []
+    measure = backends._median_ms
+    monkeypatch.setattr(backends, "_median_ms", lambda network, x, runs=3: timed.append(network.form) or measure(network, x, runs))
+    network = backends.onnx_network(model, "eresfd", threads=1)
+    assert sorted(timed) == sorted(["as loaded", *backends.COMPACT_FORMS])  # every form timed
+    assert network.form in timed
+    x = _image()
+    for a, b in zip(_outputs(network, x), _outputs(model, x)):
+        assert (a - b).abs().max() < 1e-4
+    again = backends.onnx_network(model, "eresfd", threads=1)
+    assert again.form == network.form and len(timed) == 3  # not timed again
+    # A dense model has nothing to compact: it runs as loaded, untimed.
+    dense, _ = load_model("eresfd")
+    assert backends.onnx_network(dense, "eresfd", threads=1).form == "as loaded" and len(timed) == 3
+    # The keep form leaves EResFD's coupled channels (residual streams, pyramid) whole: no ScatterBatchNorm.
+    from facedet.models.scatter import ScatterBatchNorm
+
+    kept, narrow = compact_model(model, coupled="keep"), compact_model(model)
+    assert kept.narrowed_filters == 0 and not any(isinstance(m, ScatterBatchNorm) for m in kept.model.modules())
+    assert 0 < kept.removed_channels < narrow.removed_channels
+    assert any(isinstance(m, ScatterBatchNorm) for m in narrow.model.modules())
 
 
 def test_auto_measures_once_and_reuses_its_choice(weights_dir, monkeypatch):
