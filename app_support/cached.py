@@ -136,10 +136,11 @@ def latency(model_key, refresh=False):
 
 
 def stored_latency(model_key):
-    """The remembered latency stats of a model on this machine, or None (loads the model)."""
-    from facedet.latency_records import stored_latency as lookup
+    """The remembered latency stats of a model on this machine, or None (loads the model, as the
+    page shows it: looking a figure up builds no second backend)."""
+    from facedet.latency_records import stored_auto_latency
 
-    return lookup(detector(model_key, backend="auto"))
+    return stored_auto_latency(detector(model_key))
 
 
 def digest(data):
