@@ -72,8 +72,8 @@ def test_a_pruned_model_runs_on_onnx_in_its_fastest_form_measured_once(weights_d
     monkeypatch.setattr(backends, "_ONNX_FORM", {})
     model, _ = load_model("eresfd-fpgm-50")
     timed = []
-    measure = backends._median_ms
-    monkeypatch.setattr(backends, "_median_ms", lambda network, x, runs=3: timed.append(network.form) or measure(network, x, runs))
+    fastest = backends._fastest
+    monkeypatch.setattr(backends, "_fastest", lambda candidates, runs=5: timed.extend(candidates) or fastest(candidates, runs))
     network = backends.onnx_network(model, "eresfd", threads=1)
     assert sorted(timed) == sorted(["as loaded", *backends.COMPACT_FORMS])  # every form timed
     assert network.form in timed
@@ -100,7 +100,7 @@ def test_auto_measures_once_and_reuses_its_choice(weights_dir, monkeypatch):
     model, _ = load_model("eresfd-fpgm-30")
     first = backends.make_network(model, "auto", torch.device("cpu"), "eresfd")
     assert first.name in ("torch", "onnx") and list(backends._AUTO_CHOICE.values()) == [first.name]
-    monkeypatch.setattr(backends, "_median_ms", lambda *a, **k: pytest.fail("measured twice"))
+    monkeypatch.setattr(backends, "_fastest", lambda *a, **k: pytest.fail("measured twice"))
     assert backends.make_network(model, "auto", torch.device("cpu"), "eresfd").name == first.name
 
 
