@@ -130,7 +130,7 @@ def _fastest(candidates, runs=5):
 
 # The forms a pruned model can run in on ONNX Runtime, all with its outputs (within 1e-4):
 # pruning.compact's coupled="narrow" and coupled="keep".
-COMPACT_FORMS = {"compact": "narrow", "compact, coupled channels kept": "keep"}
+COMPACT_FORMS = {"compacted": "narrow", "compacted, coupled channels kept": "keep"}
 MEASURE_INPUT = (1, 3, 320, 320)
 _ONNX_FORM = {}  # model signature -> the fastest form here, measured once per process
 _AUTO_CHOICE = {}  # model signature -> backend name, measured once per process

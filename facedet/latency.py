@@ -78,6 +78,7 @@ def _stats(detector, samples, width, height, threshold):
         "ms_max": max(totals),
         "device": str(detector.device),
         "backend": detector.backend,
+        "form": getattr(getattr(detector, "network", None), "form", "as loaded"),  # a compaction ONNX Runtime runs
         "threads": torch.get_num_threads(),
         "size": f"{width}x{height}",
         "threshold": threshold,
@@ -87,5 +88,6 @@ def _stats(detector, samples, width, height, threshold):
 
 def describe(stats):
     """A one-line statement of how a latency was measured."""
+    form = f" (model {stats['form']})" if stats.get("form", "as loaded") != "as loaded" else ""
     return (f"median of {stats['runs']} warm runs, end to end at {stats['size']}, scores >= {stats['threshold']:g}, {stats['device']}, "
-            f"{stats['backend']} backend, {stats['threads']} thread{'s' if stats['threads'] != 1 else ''}")
+            f"{stats['backend']} backend{form}, {stats['threads']} thread{'s' if stats['threads'] != 1 else ''}")
