@@ -100,6 +100,16 @@ if (!window.__bench) {
 """
 
 
+def until_idle(driver, timeout=300):
+    """Wait until no script run is in progress (a run may go on after its pictures are shown)."""
+    start = time.perf_counter()
+    while driver.execute_script("return document.querySelector('[data-testid=stApp]').dataset.testScriptState") \
+            == "running":
+        if time.perf_counter() - start > timeout:
+            raise SystemExit(f"the script run did not finish within {timeout} s")
+        time.sleep(0.05)
+
+
 def until_rerun_done(driver, timeout=120):
     """Seconds from the last key press until the script run it started has finished and both
     pictures are shown (the pictures may not change: a threshold step can leave the same boxes),
@@ -120,7 +130,9 @@ def until_rerun_done(driver, timeout=120):
 
 
 def press(driver, label, key):
-    """Focus the slider (a range input) of the widget showing ``label`` and press ``key``."""
+    """Once no script runs, focus the slider (a range input) of the widget showing ``label`` and
+    press ``key``."""
+    until_idle(driver)
     for widget in driver.find_elements("css selector", "[data-testid='stSlider']"):
         if label in widget.text:
             widget.find_element("css selector", "input[type='range']").send_keys(key)
