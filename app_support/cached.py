@@ -146,11 +146,39 @@ def latency(model_key, refresh=False):
 
 
 def stored_latency(model_key):
-    """The remembered latency stats of a model on this machine, or None (loads the model)."""
-    from facedet.latency_records import stored_latency as lookup
+    """The remembered latency stats of a model on this machine, or None (loads the model, as the
+    page shows it: looking a figure up builds no second backend)."""
+    from facedet.latency_records import stored_auto_latency
 
-    return lookup(detector(model_key, backend="auto"))
+    return stored_auto_latency(detector(model_key))
 
 
 def digest(data):
     return hashlib.sha1(data).hexdigest()
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def photo(image_key, _source, name=None):
+    """The decoded RGB photo ``image_key`` names (a sample's path or an upload's bytes as
+    ``_source``), decoded once and shared read-only: every rerun of a page (each slider step)
+    would otherwise decode it again. Raises ``facedet.errors.ImageError`` for unusable input."""
+    from facedet.images import read_image
+
+    image = read_image(_source, name=name)
+    image.setflags(write=False)
+    return image
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def picture(key, _draw):
+    """``_draw()`` (an RGB array) as the JPEG bytes ``st.image`` would make of it (Pillow, quality
+    100: the same file, so the browser is sent the same picture), drawn and encoded once per
+    ``key``, which must name everything the drawing depends on (the photo, the display factor,
+    the detections drawn). Moving a slider back to a value already shown then draws nothing."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(_draw()).save(buffer, format="JPEG", quality=100)
+    return buffer.getvalue()

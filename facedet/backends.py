@@ -2,11 +2,13 @@
 
 Both take the pre-processed image tensor [1, 3, H, W] and return ``(loc, conf)`` tensors, so the
 ``Detector`` around them (pre-processing, priors, NMS) is the same whichever runs. The network is
-copied: folding rewrites layers and subnormal weights are flushed (``facedet.numerics``), while the
-caller's model (trained, pruned, counted, shown layer by layer) stays exactly as it was.
+copied (``inference_copy``): folding rewrites layers, subnormal weights are flushed
+(``facedet.numerics``) and one-slope PReLUs become LeakyReLUs, while the caller's model (trained,
+pruned, counted, shown layer by layer) stays exactly as it was.
 """
 
 import copy
+import hashlib
 import io
 import threading
 import time
@@ -67,6 +69,27 @@ def _after_conv(conv, inputs, output):
         watch.after(conv, output)
 
 
+def leaky_prelus(model):
+    """``model`` with every single-slope PReLU (EXTD's) replaced by the LeakyReLU of that slope: the
+    same function, exactly, but one that ONNX Runtime fuses into the convolution before it and runs
+    in its blocked (NCHWc) layout. A PReLU there is a separate operator that cannot: each one costs
+    a conversion out of that layout and back, around a slow broadcast kernel (EXTD's network ran
+    2.6x slower). Modified in place and returned."""
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is nn.PReLU and child.num_parameters == 1:
+                setattr(module, name, nn.LeakyReLU(float(child.weight.detach())))
+    return model
+
+
+def inference_copy(model):
+    """The copy of ``model`` that runs inference: eval mode, BatchNorm folded, subnormal values
+    flushed to zero, single-slope PReLUs as LeakyReLUs. Outputs within float rounding of ``model``'s."""
+    copied = leaky_prelus(fold_batchnorm(copy.deepcopy(model).eval()))
+    flush_subnormals(copied)
+    return copied
+
+
 class TorchNetwork:
     """PyTorch eager, BatchNorm folded; on the CPU in channels-last layout, where oneDNN runs the
     detectors' depthwise convolutions and PReLUs several times faster (EXTD: ~1.5x overall).
@@ -79,8 +102,7 @@ class TorchNetwork:
 
     def __init__(self, model, device):
         self.device = device
-        self.model = fold_batchnorm(copy.deepcopy(model).eval()).to(device)
-        flush_subnormals(self.model)
+        self.model = inference_copy(model).to(device)
         self.channels_last = device.type == "cpu"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -136,16 +158,17 @@ class TorchNetwork:
 
 class OnnxNetwork:
     """The network exported to ONNX in memory and run by ONNX Runtime on the CPU (its graph
-    optimisations fold BatchNorm too). Height and width are dynamic."""
+    optimisations fold BatchNorm too). Height and width are dynamic. ``form`` says what was
+    exported: the model as loaded, or one of its compactions (``onnx_network``)."""
 
     name = "onnx"
 
-    def __init__(self, model, threads=None):
+    def __init__(self, model, threads=None, form="as loaded"):
         import onnxruntime as ort
 
+        self.form = form
         self.device = torch.device("cpu")
-        model = copy.deepcopy(model).cpu().eval()
-        flush_subnormals(model)
+        model = inference_copy(model).cpu()
         buffer = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's tracer warnings on size-dependent code
@@ -157,7 +180,8 @@ class OnnxNetwork:
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads or torch.get_num_threads())
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+        self.onnx = buffer.getvalue()  # the exported graph, as given to ONNX Runtime
+        self.session = ort.InferenceSession(self.onnx, options, providers=["CPUExecutionProvider"])
 
     def __call__(self, x, progress=None, cancel=None):
         """``(loc, conf)``; ONNX Runtime runs the whole graph at once, so ``cancel`` is checked
@@ -170,22 +194,79 @@ class OnnxNetwork:
         return torch.from_numpy(loc), torch.from_numpy(conf)
 
 
-def _median_ms(network, x, runs=3):
-    network(x)  # warm-up
-    samples = []
+@torch.inference_mode()
+def _fastest(candidates, runs=5):
+    """The key of the fastest of ``candidates`` (``{key: network}``) on a 320x320 input: median of
+    ``runs`` timings each, taken in turns (A, B, A, B ...) so that a change of load falls on all."""
+    x = torch.randn(*MEASURE_INPUT) * 60
+    samples = {key: [] for key in candidates}
+    for network in candidates.values():
+        network(x)  # warm-up
     for _ in range(runs):
-        start = time.perf_counter()
-        network(x)
-        samples.append(time.perf_counter() - start)
-    return sorted(samples)[len(samples) // 2] * 1e3
+        for key, network in candidates.items():
+            start = time.perf_counter()
+            network(x)
+            samples[key].append(time.perf_counter() - start)
+    medians = {key: sorted(times)[len(times) // 2] for key, times in samples.items()}
+    return min(medians, key=medians.get)
 
 
-_AUTO_CHOICE = {}  # (architecture, layer shapes, threads) -> backend name, measured once per process
+# The forms a pruned model can run in on ONNX Runtime, all with its outputs (within 1e-4):
+# pruning.compact's coupled="narrow" and coupled="keep".
+COMPACT_FORMS = {"compacted": "narrow", "compacted, coupled channels kept": "keep"}
+MEASURE_INPUT = (1, 3, 320, 320)
+_ONNX_FORM = {}  # model signature -> the fastest form here, measured once per process
+_AUTO_CHOICE = {}  # model signature -> backend name, measured once per process
+
+
+def pruned_filters(model):
+    """How many all-zero conv filters ``model`` holds (what compaction can remove)."""
+    return sum(int((m.weight.detach().flatten(1) == 0).all(dim=1).sum())
+               for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+def _signature(model, arch):
+    """Architecture, layer shapes, which filters are zero, threads: what the timings depend on."""
+    zeros = hashlib.sha1()
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            zeros.update((m.weight.detach().flatten(1) == 0).all(dim=1).cpu().numpy().tobytes())
+    return arch, tuple(tuple(p.shape) for p in model.parameters()), zeros.hexdigest(), torch.get_num_threads()
+
+
+def compacted_form(model, form):
+    """``model`` compacted as ONNX form ``form`` (a key of ``COMPACT_FORMS``)."""
+    from pruning.compact import compact_model
+
+    return compact_model(model, coupled=COMPACT_FORMS[form]).model
+
+
+def onnx_network(model, arch=None, threads=None):
+    """``model`` on ONNX Runtime in its fastest exact form here: as loaded, or for a pruned model
+    one of its compactions (``COMPACT_FORMS``), whichever measures fastest at 320x320, once per
+    process. Which is fastest depends on the runtime's kernels, not on FLOPs: ONNX Runtime computes
+    output channels in blocks of 16 (AVX-512), and a compaction that removes filters but leaves a
+    layer's channel count off the block (or adds ScatterBatchNorm's gathers) can be slower."""
+    if not pruned_filters(model):
+        return OnnxNetwork(model, threads)
+    key = _signature(model, arch)
+    if key in _ONNX_FORM:
+        form = _ONNX_FORM[key]
+        return OnnxNetwork(model if form == "as loaded" else compacted_form(model, form), threads, form)
+    candidates = {"as loaded": OnnxNetwork(model, threads)}
+    for form in COMPACT_FORMS:
+        try:
+            candidates[form] = OnnxNetwork(compacted_form(model, form), threads, form)
+        except Exception:  # a model compaction cannot handle (or a check it fails) runs as loaded
+            continue
+    _ONNX_FORM[key] = _fastest(candidates, runs=7)
+    return candidates[_ONNX_FORM[key]]
 
 
 def make_network(model, backend="auto", device=torch.device("cpu"), arch=None):
-    """The network of a detector on ``backend`` (``auto``: on a GPU PyTorch; on the CPU whichever
-    of the two measures faster for this model here, at 320x320, once per process)."""
+    """The network of a detector on ``backend`` (``onnx``: ``onnx_network``'s fastest form;
+    ``auto``: on a GPU PyTorch, on the CPU whichever of torch and onnx measures faster for this
+    model here, at 320x320, once per process)."""
     if backend not in BACKENDS:
         raise FacedetError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "onnx" and device.type != "cpu":
@@ -193,13 +274,10 @@ def make_network(model, backend="auto", device=torch.device("cpu"), arch=None):
     if backend == "torch" or (backend == "auto" and device.type != "cpu"):
         return TorchNetwork(model, device)
     if backend == "onnx":
-        return OnnxNetwork(model)
-    key = (arch, tuple(tuple(p.shape) for p in model.parameters()), torch.get_num_threads())
+        return onnx_network(model, arch)
+    key = _signature(model, arch)
     if key in _AUTO_CHOICE:
-        return TorchNetwork(model, device) if _AUTO_CHOICE[key] == "torch" else OnnxNetwork(model)
-    candidates = {"torch": TorchNetwork(model, device), "onnx": OnnxNetwork(model)}
-    x = torch.randn(1, 3, 320, 320) * 60
-    with torch.inference_mode():
-        times = {name: _median_ms(net, x) for name, net in candidates.items()}
-    _AUTO_CHOICE[key] = min(times, key=times.get)
+        return TorchNetwork(model, device) if _AUTO_CHOICE[key] == "torch" else onnx_network(model, arch)
+    candidates = {"torch": TorchNetwork(model, device), "onnx": onnx_network(model, arch)}
+    _AUTO_CHOICE[key] = _fastest(candidates)
     return candidates[_AUTO_CHOICE[key]]

@@ -6,6 +6,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 
@@ -109,9 +110,23 @@ class Detector:
         return self._priors[key]
 
     def preprocess(self, image, scale):
+        """The network input [1, 3, H, W] float32: the RGB image resized by ``scale``, minus the mean.
+
+        Laid out as the network runs: channels last (the image's own layout, viewed as NCHW) for
+        PyTorch on the CPU, else channels first, written plane by plane (the same values either way).
+        """
         resized = resize(image, scale)
-        x = resized.astype(np.float32) - np.asarray(self.config.mean, dtype=np.float32)
-        return torch.from_numpy(x.transpose(2, 0, 1).copy()).unsqueeze(0).to(self.device)
+        mean = np.asarray(self.config.mean, dtype=np.float32)
+        if getattr(self.network, "channels_last", False):
+            if resized.dtype == np.uint8:
+                x = cv2.subtract(resized, (*self.config.mean, 0.0), dtype=cv2.CV_32F)
+            else:
+                x = resized.astype(np.float32) - mean
+            return torch.from_numpy(x).permute(2, 0, 1).unsqueeze(0).to(self.device)
+        x = np.empty((1, 3, *resized.shape[:2]), dtype=np.float32)
+        for channel in range(3):
+            np.subtract(resized[:, :, channel], mean[channel], out=x[0, channel], dtype=np.float32)
+        return torch.from_numpy(x).to(self.device)
 
     @torch.inference_mode()
     def detect(self, image, scale=None, threshold=0.05, timings=None, map_by_input=False, progress=None,

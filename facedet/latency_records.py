@@ -115,14 +115,15 @@ class LatencyRecords:
         return True
 
 
-def _keys(detector, measure):
-    """``(model, machine, setup, machine in words)`` of a measurement of ``detector`` with ``measure``."""
+def _keys(detector, measure, backend=None):
+    """``(model, machine, setup, machine in words)`` of a measurement of ``detector`` with ``measure``
+    (on ``backend``: by default the detector's)."""
     import torch
 
     from facedet.latency import LATENCY_SIZE, LATENCY_THRESHOLD
 
     width, height = measure.get("width", LATENCY_SIZE[0]), measure.get("height", LATENCY_SIZE[1])
-    setup = setup_key(f"{width}x{height}", measure.get("threshold", LATENCY_THRESHOLD), detector.backend,
+    setup = setup_key(f"{width}x{height}", measure.get("threshold", LATENCY_THRESHOLD), backend or detector.backend,
                       torch.get_num_threads())
     if measure.get("image") is not None:  # a figure on another photo is another measurement
         setup += "|photo " + hashlib.sha256(measure["image"].tobytes()).hexdigest()[:12]
@@ -130,11 +131,23 @@ def _keys(detector, measure):
     return model_fingerprint(detector), hashlib.sha256(description.encode()).hexdigest()[:16], setup, description
 
 
-def stored_latency(detector, records=None, **measure):
-    """The remembered stats of ``detector`` on this machine with this setup, or None (nothing measured)."""
-    model, machine, setup, _ = _keys(detector, measure)
+def stored_latency(detector, records=None, backend=None, **measure):
+    """The remembered stats of ``detector`` on this machine with this setup (on ``backend``: by
+    default the detector's), or None (nothing measured)."""
+    model, machine, setup, _ = _keys(detector, measure, backend)
     stored = (records or LatencyRecords()).get(model, machine, setup)
     return {**stored, "remembered": True} if stored is not None else None
+
+
+def stored_auto_latency(detector, records=None, **measure):
+    """The remembered stats ``backend="auto"`` would have measured for ``detector``'s model, without
+    building that backend (``auto`` times torch against onnx, and onnx may time compactions): the
+    faster of what is remembered for the backends ``auto`` chooses between here; None if neither is."""
+    backends = ("torch", "onnx") if detector.backend in ("torch", "onnx") and detector.device.type == "cpu" \
+        else (detector.backend,)
+    found = [stats for backend in backends
+             if (stats := stored_latency(detector, records, backend=backend, **measure)) is not None]
+    return min(found, key=lambda stats: stats["ms"]) if found else None
 
 
 def remembered_latency(detector, refresh=False, records=None, **measure):

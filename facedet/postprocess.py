@@ -1,5 +1,6 @@
 """From network outputs to final detections: scores, candidate filtering, NMS."""
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,7 @@ def top_order(scores, top_k=None):
     return candidates[np.argsort(-scores[candidates], kind="stable")][:top_k]
 
 
-def nms(boxes, scores, iou_threshold, top_k=None, max_keep=None, block=256):
+def nms(boxes, scores, iou_threshold, top_k=None, max_keep=None, block=512):
     """Greedy non-maximum suppression; returns kept indices, best first (at most ``max_keep``).
 
     A box is suppressed when its IoU with an already kept box exceeds ``iou_threshold`` (or is
@@ -35,47 +36,176 @@ def nms(boxes, scores, iou_threshold, top_k=None, max_keep=None, block=256):
     coordinates, no +1); ties in score keep the lower index first.
 
     Exactly the result of the one-box-at-a-time loop, computed a block of candidates at a time:
-    a block is first checked against every box kept so far, and the survivors are resolved among
+    a block is first checked against the boxes kept so far, and the survivors are resolved among
     themselves by iterating "kept unless a kept earlier box suppresses it" to its fixed point
-    (the Cluster-NMS argument), which is the greedy answer.
+    (the Cluster-NMS argument), which is the greedy answer. For ordinary boxes (finite, sizes not
+    negative, a threshold not negative) only pairs of boxes that share a cell of a grid are
+    compared (``_grid_greedy``); otherwise every pair is (``_dense_greedy``).
     """
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float32).reshape(-1)
-    order = top_order(scores, top_k)
+    if (top_k is None or top_k >= len(scores)) and (scores[:-1] >= scores[1:]).all():
+        order = np.arange(len(scores))  # best first already: what the stable sort would give
+    else:
+        order = top_order(scores, top_k)
+    if not len(order):
+        return order
     x1, y1, x2, y2 = (np.ascontiguousarray(c) for c in boxes[order].T)
-    area = (x2 - x1) * (y2 - y1)
     threshold = np.float32(iou_threshold)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        kept = None
+        if threshold >= 0 and np.isfinite(boxes).all() and (x2 >= x1).all() and (y2 >= y1).all():
+            kept = _grid_greedy(x1, y1, x2, y2, threshold, max_keep, block)
+        if kept is None:
+            kept = _dense_greedy(x1, y1, x2, y2, threshold, max_keep, min(block, 256))
+    return order[kept[:max_keep]]
+
+
+def _suppression(x1, y1, x2, y2, area, threshold):
+    """``suppresses(earlier, later)``: does each earlier box suppress its later box (index arrays
+    that broadcast together). The reference loop's IoU, operation for operation in float32."""
 
     def suppresses(earlier, later):
-        """[len(earlier), len(later)]: does each earlier box suppress each later one."""
-        w = np.minimum(x2[earlier, None], x2[later]) - np.maximum(x1[earlier, None], x1[later])
+        w = np.minimum(x2[earlier], x2[later]) - np.maximum(x1[earlier], x1[later])
         np.maximum(w, 0, out=w)
-        h = np.minimum(y2[earlier, None], y2[later]) - np.maximum(y1[earlier, None], y1[later])
+        h = np.minimum(y2[earlier], y2[later]) - np.maximum(y1[earlier], y1[later])
         np.maximum(h, 0, out=h)
         inter = w * h
         union = area[later] - inter
-        union += area[earlier, None]
+        union += area[earlier]
         return ~(inter / union <= threshold)
 
+    return suppresses
+
+
+def _settle(alive, earlier, later):
+    """Greedy NMS within a block given its suppressing pairs (``earlier`` before ``later``, both
+    block positions): iterate "kept unless a kept earlier box suppresses it" from ``alive`` to its
+    fixed point. Position by position that fixed point is determined by the earlier ones, so it is
+    unique: the greedy answer (reached in as many rounds as the longest suppression chain)."""
+    keep = alive
+    while True:
+        settled = alive.copy()
+        settled[later[keep[earlier]]] = False
+        if np.array_equal(settled, keep):
+            return keep
+        keep = settled
+
+
+def _dense_greedy(x1, y1, x2, y2, threshold, max_keep, block):
+    """Kept positions (in score order): every pair of a block, and of the block against the kept boxes."""
+    area = (x2 - x1) * (y2 - y1)
+    suppresses = _suppression(x1, y1, x2, y2, area, threshold)
     kept = np.zeros(0, dtype=np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for start in range(0, len(order), block):
-            alive = np.arange(start, min(start + block, len(order)))
-            if len(kept):
-                alive = alive[~suppresses(kept, alive).any(axis=0)]
-            if not len(alive):
-                continue
-            among = np.triu(suppresses(alive, alive), 1)
-            keep = np.ones(len(alive), dtype=bool)
-            while True:
-                settled = ~among[keep].any(axis=0)
-                if np.array_equal(settled, keep):
-                    break
-                keep = settled
-            kept = np.concatenate((kept, alive[keep]))
-            if max_keep is not None and len(kept) >= max_keep:
+    for start in range(0, len(x1), block):
+        alive = np.arange(start, min(start + block, len(x1)))
+        if len(kept):
+            alive = alive[~suppresses(kept[:, None], alive).any(axis=0)]
+        if not len(alive):
+            continue
+        earlier, later = np.nonzero(np.triu(suppresses(alive[:, None], alive), 1))
+        kept = np.concatenate((kept, alive[_settle(np.ones(len(alive), dtype=bool), earlier, later)]))
+        if max_keep is not None and len(kept) >= max_keep:
+            break
+    return kept
+
+
+GRID_ENTRIES_PER_BOX = 16  # a coarser grid is used if boxes would cover more cells than this on average
+
+
+def _grid_cells(x1, y1, x2, y2):
+    """The cells of a square grid each box covers, as ``(cells, owner, offsets)``: the cell ids of
+    box ``i`` are ``cells[offsets[i]:offsets[i + 1]]`` (``owner`` repeats ``i`` alongside); None
+    when no grid keeps the count of cells small.
+
+    Two boxes whose intersection has a positive area share a cell: the one holding its top-left
+    corner (any monotone map of coordinates to cells has this property, rounding included).
+    """
+    n = len(x1)
+    origin = min(float(x1.min()), float(y1.min()))
+    span = max(float(x2.max()), float(y2.max())) - origin
+    sides = np.maximum(x2 - x1, y2 - y1)
+    cell = 2 * float(np.median(sides))  # about the size of a box: each covers a few cells
+    if not cell > 0:
+        cell = span if span > 0 else 1.0
+    for _ in range(64):
+        if span / cell < 2 ** 30:
+            gx0, gx1, gy0, gy1 = (np.floor((c - origin) / cell).astype(np.int64) for c in (x1, x2, y1, y2))
+            nx = gx1 - gx0 + 1
+            counts = nx * (gy1 - gy0 + 1)
+            if counts.sum() <= GRID_ENTRIES_PER_BOX * n:
                 break
-    return order[kept[:max_keep]]
+        cell *= 2
+    else:
+        return None
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    owner = np.repeat(np.arange(n), counts)
+    step = np.arange(offsets[-1]) - offsets[owner]
+    columns = int(gx1.max()) + 1
+    cells = (gy0[owner] + step // nx[owner]) * columns + gx0[owner] + step % nx[owner]
+    return cells, owner, offsets
+
+
+def _pairs_sharing_a_cell(cells, owner):
+    """``(earlier, later)``: the owners of every two entries in one cell, earlier first (entries come
+    in owner order). A pair sharing several cells comes once per cell."""
+    s = np.argsort(cells, kind="stable")
+    cells, owner = cells[s], owner[s]
+    m = len(cells)
+    starts = np.flatnonzero(np.concatenate(([True], cells[1:] != cells[:-1])))
+    ends = np.repeat(np.append(starts[1:], m), np.diff(np.append(starts, m)))
+    later_count = ends - np.arange(m) - 1  # entries after each one in its cell
+    total = int(later_count.sum())
+    first = np.repeat(np.arange(m), later_count)
+    second = first + 1 + np.arange(total) - np.repeat(np.cumsum(later_count) - later_count, later_count)
+    return owner[first], owner[second]
+
+
+def _grid_greedy(x1, y1, x2, y2, threshold, max_keep, block):
+    """Kept positions (in score order), comparing only boxes that share a grid cell; None when the
+    boxes spread too unevenly for a grid.
+
+    With a threshold >= 0, a box suppresses another only if their intersection has a positive
+    area (found through the grid), or if both are empty (0/0: IoU undefined): the first empty box
+    is kept, nothing else can suppress it, and it suppresses every later empty box.
+    """
+    grid = _grid_cells(x1, y1, x2, y2)
+    if grid is None:
+        return None
+    cells, owner, offsets = grid
+    area = (x2 - x1) * (y2 - y1)
+    empty = area == 0
+    suppresses = _suppression(x1, y1, x2, y2, area, threshold)
+    kept = np.zeros(0, dtype=np.int64)
+    kept_cells = kept_owner = np.zeros(0, dtype=np.int64)  # the kept boxes' entries, sorted by cell
+    empty_kept = False
+    for start in range(0, len(x1), block):
+        stop = min(start + block, len(x1))
+        entries = slice(offsets[start], offsets[stop])
+        alive = np.ones(stop - start, dtype=bool)
+        if len(kept):  # against the kept boxes that share a cell with each entry
+            first = np.searchsorted(kept_cells, cells[entries], "left")
+            count = np.searchsorted(kept_cells, cells[entries], "right") - first
+            total = int(count.sum())
+            later = np.repeat(owner[entries], count)
+            earlier = kept_owner[np.repeat(first - (np.cumsum(count) - count), count) + np.arange(total)]
+            alive[later[suppresses(earlier, later)] - start] = False
+        blank = np.flatnonzero(empty[start:stop] & alive)
+        alive[blank[0 if empty_kept else 1:]] = False
+        live = alive[owner[entries] - start]
+        earlier, later = _pairs_sharing_a_cell(cells[entries][live], owner[entries][live])
+        hit = suppresses(earlier, later)
+        new = np.flatnonzero(_settle(alive, earlier[hit] - start, later[hit] - start)) + start
+        kept = np.concatenate((kept, new))
+        if max_keep is not None and len(kept) >= max_keep:
+            break
+        empty_kept = empty_kept or bool(empty[new].any())
+        counts = offsets[new + 1] - offsets[new]
+        taken = np.repeat(offsets[new] - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+        merged_cells = np.concatenate((kept_cells, cells[taken]))
+        s = np.argsort(merged_cells, kind="stable")
+        kept_cells, kept_owner = merged_cells[s], np.concatenate((kept_owner, owner[taken]))[s]
+    return kept
 
 
 def postprocess(loc, conf_logits, priors, image_width, image_height, config=PostprocessConfig()):
@@ -84,13 +214,28 @@ def postprocess(loc, conf_logits, priors, image_width, image_height, config=Post
     ``loc`` [P, 4] and ``conf_logits`` [P, 2] are the network outputs for the image; boxes come
     back in the pixel coordinates of an image of ``image_width x image_height`` (the original
     image, whatever scale the network ran at).
+
+    Only what can matter is computed: scores where the logits leave a chance of passing the
+    threshold, boxes only for the ``nms_top_k`` best candidates.
     """
-    scores = torch.softmax(conf_logits.float(), dim=-1)[:, 1]
-    candidates = scores > config.score_threshold
-    if not bool(candidates.any()):
+    threshold = config.score_threshold
+    rows = torch.arange(len(conf_logits), device=conf_logits.device)
+    conf = conf_logits.float()
+    if 0 < threshold < 1:
+        # softmax(l)[1] > t means l1 - l0 > logit(t): a generous margin for rounding keeps every
+        # candidate among these rows, and the exact test on their softmax follows.
+        logit = math.log(threshold / (1 - threshold))
+        rows = torch.nonzero(conf[:, 1] - conf[:, 0] > logit - 0.05 - 1e-3 / (threshold * (1 - threshold))).flatten()
+        conf = conf[rows]
+    scores = torch.softmax(conf, dim=-1)[:, 1]
+    candidates = torch.nonzero(scores > threshold).flatten()
+    if not len(candidates):
         return np.zeros((0, 5), dtype=np.float32)
-    boxes = decode(loc[candidates].float(), priors[candidates], config.variances).cpu().numpy()
     scores = scores[candidates].cpu().numpy()
-    keep = nms(boxes, scores, config.nms_iou, config.nms_top_k, max_keep=config.keep_top_k)
+    order = top_order(scores, config.nms_top_k)
+    scores = scores[order]
+    rows = rows[candidates[torch.from_numpy(order).to(candidates.device)]]
+    boxes = decode(loc[rows].float(), priors[rows], config.variances).cpu().numpy()
+    keep = nms(boxes, scores, config.nms_iou, max_keep=config.keep_top_k)  # already best first
     scale = np.array([image_width, image_height, image_width, image_height], dtype=np.float32)
     return np.concatenate((boxes[keep] * scale, scores[keep, None]), axis=1).astype(np.float32)

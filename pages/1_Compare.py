@@ -13,7 +13,6 @@ from app_support.engine import DETECTORS, criterion_label, oneshot_criteria, ses
 from facedet.assets import asset_path
 from facedet.compare import match_detections
 from facedet.errors import FacedetError, ImageError
-from facedet.images import read_image
 from facedet.peers import peer_label, peer_names
 from facedet.samples import faces_for, sample_photos
 from facedet.weights import BFPGM, PEERS, bfpgm_name, bfpgm_rates, pretrained_name
@@ -231,11 +230,11 @@ keep_link_updated()
 try:
     if upload is not None:
         data = upload.getvalue()
-        image = read_image(data, name=upload.name)
         image_key, image_name = cached.digest(data), Path(upload.name).stem
+        image = cached.photo(image_key, data, name=upload.name)
     else:
-        image = read_image(SAMPLES[sample])
         image_key, image_name = f"sample:{sample}", Path(sample).stem
+        image = cached.photo(image_key, SAMPLES[sample])
 except FacedetError as err:
     st.error(f"Cannot use this photo: {err}")
     st.stop()
@@ -308,8 +307,11 @@ st.markdown(
 for column, ((title, subtitle), *_) in zip(st.columns(2, gap="medium"), sides):
     column.subheader(title)
     column.caption(subtitle)
-for column, (*_, draw) in zip(st.columns(2, gap="medium"), sides):
-    column.image(draw(shown, factor, shown_width), width="stretch", output_format="JPEG")  # JPEG: sent faster
+for side, (column, (_, _, dets, *_, draw)) in enumerate(zip(st.columns(2, gap="medium"), sides)):
+    # What the picture shows (photo, size, style, both sides' boxes): drawn and encoded once.
+    drawn = (side, image_key, factor, shown_width, style, dets.tobytes(), original.tobytes())
+    column.image(cached.picture(drawn, lambda draw=draw: draw(shown, factor, shown_width)), width="stretch",
+                 output_format="JPEG")  # JPEG: sent faster
 for side, (column, (_, key, dets, ms, run, draw)) in enumerate(zip(st.columns(2, gap="medium"), sides)):
     with column:
         total, nonzero = cached.parameter_count(key)

@@ -17,6 +17,12 @@ depthwise convs); a channel of such a group is removed where that is exact:
 Then ``pruning.narrow`` drops the zero filters that remain in coupled channels (their constants are
 restored by a ``ScatterBatchNorm``). The result is checked against the masked model on fresh random
 inputs.
+
+``coupled="keep"`` leaves coupled channels alone instead: a group written by more than one conv
+(a residual stream, a pyramid fusion) keeps every channel, computed as in the masked model, and
+no ``ScatterBatchNorm`` is added. Fewer filters go, but the graph stays plain, with channel counts
+as in the dense model where they are shared: for EResFD on ONNX Runtime, which computes output
+channels in blocks of 16, the faster form (``facedet.backends`` measures which form is).
 """
 
 import copy
@@ -47,14 +53,22 @@ class CompactResult:
     narrowed_filters: int = 0  # pruned filters no longer computed inside coupled channels (pruning.narrow)
 
 
-def compact_model(model, check=True, atol=ATOL):
+COUPLED = ("narrow", "keep")
+
+
+def compact_model(model, check=True, atol=ATOL, coupled="narrow"):
     """A compacted copy of ``model`` (masked model in, physically smaller model out, on CPU, eval).
 
-    Raises ``RuntimeError`` if the outputs differ from the masked model's by more than ``atol``
-    (which would be a bug: every removal is meant to be exact).
+    ``coupled``: ``narrow`` (pruned filters inside coupled channels stop being computed, a
+    ``ScatterBatchNorm`` restores their constants) or ``keep`` (groups written by several convs keep
+    all their channels; see the module's docstring). Raises ``RuntimeError`` if the outputs differ
+    from the masked model's by more than ``atol`` (which would be a bug: every removal is meant to
+    be exact).
     """
     import warnings
 
+    if coupled not in COUPLED:
+        raise ValueError(f"coupled must be one of {', '.join(COUPLED)}, got {coupled!r}")
     source = copy.deepcopy(model).cpu().eval()
     work = copy.deepcopy(source)
     with warnings.catch_warnings():
@@ -65,6 +79,8 @@ def compact_model(model, check=True, atol=ATOL):
         plans = []
         heads = head_convs(work)
         for group in graph.get_all_groups(ignored_layers=heads, root_module_types=(nn.Conv2d,)):
+            if coupled == "keep" and _writers(graph, group) > 1:
+                continue
             plan = _plan(graph, group, structure, values)
             if plan is not None:
                 plans.append(plan)
@@ -79,7 +95,8 @@ def compact_model(model, check=True, atol=ATOL):
                 result.groups[names[plan.root]] = len(plan.remove)
             result.removed_channels += len(plan.remove)
             result.kept_constant_channels += int(plan.keeper is not None)
-    result.narrowed_filters = narrow_zero_filters(work)
+    if coupled == "narrow":
+        result.narrowed_filters = narrow_zero_filters(work)
     if check:
         result.max_abs_diff = max_output_difference(source, work)
         if result.max_abs_diff > atol:
@@ -150,6 +167,12 @@ def _plan(graph, group, structure, values):
             else:
                 bias_folds.append((conv, i, c, following_batchnorm(graph, conv)))
     return _Plan(root, sorted(remove), keeper, bias_folds, weight_folds)
+
+
+def _writers(graph, group):
+    """How many convs write the group's channels (a depthwise conv passes its input's on: not counted)."""
+    return sum(1 for item in group if isinstance(item.dep.target.module, nn.Conv2d)
+               and not _is_depthwise(item.dep.target.module) and graph.is_out_channel_pruning_fn(item.dep.handler))
 
 
 def _apply_folds(plan):

@@ -22,8 +22,10 @@ EXPORT_SIZE = (640, 640)
 
 def export_onnx(model, path, size=EXPORT_SIZE):
     """Write ``model`` (a copy on CPU, eval mode) to ``path`` as ONNX; returns the path."""
+    from facedet.backends import leaky_prelus
+
     path = Path(path)
-    model = copy.deepcopy(model).cpu().eval()
+    model = leaky_prelus(copy.deepcopy(model).cpu().eval())  # the same function; ONNX Runtime fuses it
     example = torch.zeros(1, 3, *size)
     dims = {0: "batch", 2: "height", 3: "width"}
     # Exported into memory, then written atomically: a full disk leaves no truncated model behind.

@@ -5,7 +5,8 @@ import sqlite3
 import pytest
 
 from facedet.detector import load_detector
-from facedet.latency_records import LatencyRecords, model_fingerprint, remembered_latency, stored_latency
+from facedet.latency_records import (LatencyRecords, model_fingerprint, remembered_latency, stored_auto_latency,
+                                     stored_latency)
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,19 @@ def test_measured_once_then_read_back(detectors, tmp_path):
     fresh = remembered_latency(dense, records=records, refresh=True, runs=3, warmup=1)
     assert not fresh["remembered"] and fresh["measured_at"] >= first["measured_at"]
     assert stored_latency(dense, records=records)["measured_at"] == fresh["measured_at"]
+
+
+def test_the_auto_figure_is_found_without_building_the_auto_backend(detectors, tmp_path):
+    # The app shows what backend="auto" measured from the detector it already has (torch): the
+    # faster of the remembered torch and onnx figures of the same weights.
+    dense, _ = detectors
+    records = LatencyRecords(tmp_path / "latency.sqlite")
+    assert stored_auto_latency(dense, records=records) is None
+    on_onnx = remembered_latency(load_detector("eresfd", backend="onnx"), records=records, runs=2, warmup=1)
+    assert on_onnx["backend"] == "onnx" and stored_latency(dense, records=records) is None
+    assert stored_auto_latency(dense, records=records)["ms"] == on_onnx["ms"]
+    on_torch = remembered_latency(dense, records=records, runs=2, warmup=1)
+    assert stored_auto_latency(dense, records=records)["ms"] == min(on_torch["ms"], on_onnx["ms"])
 
 
 def test_fingerprint_follows_the_weights(detectors, weights_dir):

@@ -16,9 +16,9 @@ def loop_nms(boxes, scores, iou_threshold, top_k=None):
     if top_k is not None:
         order = order[:top_k]
     x1, y1, x2, y2 = boxes.T
-    areas = (x2 - x1) * (y2 - y1)
     keep = []
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        areas = (x2 - x1) * (y2 - y1)
         while order.size:
             best, rest = order[0], order[1:]
             keep.append(best)
@@ -55,6 +55,23 @@ def test_block_nms_keeps_exactly_the_loops_boxes_on_random_inputs(iou_threshold)
         assert nms(boxes, scores, iou_threshold, top_k, max_keep=max_keep).tolist() == expected[:max_keep].tolist()
 
 
+def test_nms_keeps_exactly_the_loops_boxes_where_the_grid_does_not_apply():
+    # Boxes of negative size, a missing coordinate, one box too large for any grid, a negative
+    # threshold: every pair is compared.
+    rng = np.random.default_rng(7)
+    for case in range(40):
+        boxes, scores = _random_case(rng, case)
+        if case % 4 == 2:
+            boxes[-1, 2:] = (3e38, 3e38)
+        else:
+            boxes[::5, 2] = boxes[::5, 0] - 0.05  # x2 < x1
+        if case % 4 == 1:
+            boxes[0] = (np.nan, 0, 1, 1)
+        for iou_threshold in (-0.1, 0.3):
+            expected = loop_nms(boxes, scores, iou_threshold)
+            assert nms(boxes, scores, iou_threshold).tolist() == expected.tolist()
+
+
 def test_top_order_equals_a_full_stable_sort_with_ties():
     rng = np.random.default_rng(3)
     scores = np.round(rng.uniform(0, 1, 3000), 2).astype(np.float32)
@@ -76,6 +93,37 @@ def test_block_nms_keeps_exactly_the_loops_boxes_on_a_real_detector_output(weigh
     assert len(expected) > 100  # a crowded case: hundreds kept out of 5,000 candidates
     assert nms(boxes, scores, 0.3, 5000).tolist() == expected.tolist()
     assert nms(boxes, scores, 0.3, 5000, max_keep=750).tolist() == expected[:750].tolist()
+
+
+def _postprocess_everything(loc, conf_logits, priors, width, height, config):
+    """Post-processing as first written: every score, every candidate decoded, then NMS."""
+    scores = torch.softmax(conf_logits.float(), dim=-1)[:, 1]
+    candidates = scores > config.score_threshold
+    boxes = decode(loc[candidates], priors[candidates], config.variances).numpy()
+    scores = scores[candidates].numpy()
+    keep = nms(boxes, scores, config.nms_iou, config.nms_top_k, max_keep=config.keep_top_k)
+    scale = np.array([width, height, width, height], dtype=np.float32)
+    return np.concatenate((boxes[keep] * scale, scores[keep, None]), axis=1).astype(np.float32)
+
+
+def test_postprocessing_only_what_can_matter_changes_nothing(weights_dir, assets_dir):
+    # Scores only where the logits can pass the threshold, boxes only for the best nms_top_k: the same
+    # detections, bit for bit, as computing everything.
+    import dataclasses
+
+    from facedet.detector import load_detector
+    from facedet.postprocess import PostprocessConfig, postprocess
+
+    detector = load_detector("eresfd", backend="torch")
+    for photo in ("holdout/office-group-13.jpg", "holdout/no-face-plane.jpg"):
+        image = cv2.resize(cv2.cvtColor(cv2.imread(str(assets_dir / "photos" / photo)), cv2.COLOR_BGR2RGB), (640, 480))
+        with torch.inference_mode():
+            loc, conf = detector.network(detector.preprocess(image, 1.0))
+        for threshold, top_k in ((0.05, 5000), (0.05, 300), (0.3, 5000), (0.5, 5000), (0.9, 5000), (0.0, 5000)):
+            config = dataclasses.replace(PostprocessConfig(), score_threshold=threshold, nms_top_k=top_k)
+            expected = _postprocess_everything(loc[0], conf[0], detector.priors(480, 640), 640, 480, config)
+            assert len(expected) or "no-face" in photo
+            assert np.array_equal(postprocess(loc[0], conf[0], detector.priors(480, 640), 640, 480, config), expected)
 
 
 @pytest.mark.parametrize("name", ["eresfd", "eresfd-fpgm-50"])
