@@ -49,9 +49,12 @@ def _judge(model, detector):
     from facedet.detector import Detector
     from pruning.agreement import agreement, face_counts
 
+    from facedet.params import count_parameters
+
     judge = Detector(model.cpu().eval(), detector, device="cpu")
     dets = [judge.detect(image) for image, _ in _WORKER["photos"]]
-    figures = {"agreement_ap": round(agreement(dets, _WORKER["teacher_dets"]).ap, 4)}
+    figures = {"agreement_ap": round(agreement(dets, _WORKER["teacher_dets"]).ap, 4),
+               "sparsity": count_parameters(model).sparsity}
     for threshold in THRESHOLDS:
         found = false = 0
         for d, (_, faces) in zip(dets, _WORKER["photos"]):
@@ -66,8 +69,9 @@ def _job(job):
     from pruning.presets import preset_config
     from pruning.train import train
 
-    settings = dict(detector=job["detector"], criterion=job["criterion"], rate=job["rate"], evaluate=False,
-                    threads=_WORKER["threads"], device=job["device"], amp=False, seed=job["seed"], **job["set"])
+    # A grid entry's settings win, its own rate (or layer rates) included.
+    settings = {**dict(detector=job["detector"], criterion=job["criterion"], rate=job["rate"], evaluate=False,
+                       threads=_WORKER["threads"], device=job["device"], amp=False, seed=job["seed"]), **job["set"]}
     config = preset_config("quick", **settings)
     with tempfile.TemporaryDirectory() as run_dir:
         started = time.perf_counter()
@@ -76,7 +80,8 @@ def _job(job):
     photos = len(find_photos(config.photos)) if config.photos else config.sample_images
     steps = -(-photos * config.crops_per_photo // config.batch_size) * config.schedule.total_epochs
     figures = _judge(result.model, job["detector"])
-    return {**{k: job[k] for k in ("name", "seed", "rate")}, "seconds": round(seconds, 1),
+    return {**{k: job[k] for k in ("name", "seed")}, "rate": config.rate, "sparsity": round(figures.pop("sparsity"), 4),
+            "seconds": round(seconds, 1),
             "epochs": config.schedule.total_epochs, "steps": steps,
             **figures}
 
