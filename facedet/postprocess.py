@@ -161,6 +161,16 @@ def _pairs_sharing_a_cell(cells, owner):
     return owner[first], owner[second]
 
 
+def _block_bounds(n, block, first=64):
+    """Block boundaries: small blocks first (the best boxes, which suppress most of what follows,
+    are kept early and cheaply), doubling up to ``block``."""
+    bounds, size = [0], min(first, block)
+    while bounds[-1] < n:
+        bounds.append(min(bounds[-1] + size, n))
+        size = min(2 * size, block)
+    return bounds
+
+
 def _grid_greedy(x1, y1, x2, y2, threshold, max_keep, block):
     """Kept positions (in score order), comparing only boxes that share a grid cell; None when the
     boxes spread too unevenly for a grid.
@@ -173,27 +183,32 @@ def _grid_greedy(x1, y1, x2, y2, threshold, max_keep, block):
     if grid is None:
         return None
     cells, owner, offsets = grid
+    # cells renumbered 0..m-1 in order, so that the kept boxes' entries are a table by cell
+    used, cells = np.unique(cells, return_inverse=True)
+    n_cells = len(used)
     area = (x2 - x1) * (y2 - y1)
     empty = area == 0
     suppresses = _suppression(x1, y1, x2, y2, area, threshold)
     kept = np.zeros(0, dtype=np.int64)
-    kept_cells = kept_owner = np.zeros(0, dtype=np.int64)  # the kept boxes' entries, sorted by cell
+    kept_owner = np.zeros(0, dtype=np.int64)  # the kept boxes' entries, sorted by cell
+    kept_start = np.zeros(n_cells + 1, dtype=np.int64)  # the entries of cell c: kept_start[c]:[c + 1]
     empty_kept = False
-    for start in range(0, len(x1), block):
-        stop = min(start + block, len(x1))
+    bounds = _block_bounds(len(x1), block)
+    for start, stop in zip(bounds[:-1], bounds[1:]):
         entries = slice(offsets[start], offsets[stop])
+        block_cells, block_owner = cells[entries], owner[entries]
         alive = np.ones(stop - start, dtype=bool)
         if len(kept):  # against the kept boxes that share a cell with each entry
-            first = np.searchsorted(kept_cells, cells[entries], "left")
-            count = np.searchsorted(kept_cells, cells[entries], "right") - first
+            first = kept_start[block_cells]
+            count = kept_start[block_cells + 1] - first
             total = int(count.sum())
-            later = np.repeat(owner[entries], count)
+            later = np.repeat(block_owner, count)
             earlier = kept_owner[np.repeat(first - (np.cumsum(count) - count), count) + np.arange(total)]
             alive[later[suppresses(earlier, later)] - start] = False
         blank = np.flatnonzero(empty[start:stop] & alive)
         alive[blank[0 if empty_kept else 1:]] = False
-        live = alive[owner[entries] - start]
-        earlier, later = _pairs_sharing_a_cell(cells[entries][live], owner[entries][live])
+        live = alive[block_owner - start]
+        earlier, later = _pairs_sharing_a_cell(block_cells[live], block_owner[live])
         hit = suppresses(earlier, later)
         new = np.flatnonzero(_settle(alive, earlier[hit] - start, later[hit] - start)) + start
         kept = np.concatenate((kept, new))
@@ -202,10 +217,48 @@ def _grid_greedy(x1, y1, x2, y2, threshold, max_keep, block):
         empty_kept = empty_kept or bool(empty[new].any())
         counts = offsets[new + 1] - offsets[new]
         taken = np.repeat(offsets[new] - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
-        merged_cells = np.concatenate((kept_cells, cells[taken]))
+        merged_cells = np.concatenate((np.repeat(np.arange(n_cells), np.diff(kept_start)), cells[taken]))
         s = np.argsort(merged_cells, kind="stable")
-        kept_cells, kept_owner = merged_cells[s], np.concatenate((kept_owner, owner[taken]))[s]
+        kept_owner = np.concatenate((kept_owner, owner[taken]))[s]
+        kept_start[1:] = np.cumsum(np.bincount(merged_cells, minlength=n_cells))
     return kept
+
+
+def _scored_rows(conf, threshold, top_k):
+    """``(rows, scores)``: the face scores (softmax of the logits ``conf``) of the rows that can
+    pass ``threshold`` and be among the ``top_k`` best; never fewer rows than that.
+
+    Both shortcuts follow the logit gap ``l1 - l0``, which the score grows with:
+    ``softmax(l)[1] > t`` means ``l1 - l0 > logit(t)``, so rows well below that gap cannot pass;
+    and with many more rows than ``top_k``, the best scores lie among the rows whose gap is at
+    least the ``top_k``-th largest less a small margin. The float32 softmax rounds (a few units
+    in the last place, more for large gaps), so the second shortcut is taken only when the
+    ``top_k``-th best score kept beats, by more than that rounding, the score of the left-out row
+    with the largest gap; otherwise every row that can pass is scored.
+    """
+    gap = conf[:, 1] - conf[:, 0]
+    possible = None
+    if 0 < threshold < 1:  # a generous margin for rounding; the exact test on the softmax follows
+        logit = math.log(threshold / (1 - threshold))
+        possible = gap > logit - 0.05 - 1e-3 / (threshold * (1 - threshold))
+    if top_k is not None and len(conf) > 2 * top_k:
+        cut = float(torch.topk(gap, top_k, sorted=False).values.min())
+        inside = gap >= cut - 4e-6 * (1 + abs(cut))
+        if possible is not None:
+            inside &= possible
+        rows = torch.nonzero(inside).flatten()
+        if top_k <= len(rows) < len(conf):
+            scores = torch.softmax(conf[rows], dim=-1)[:, 1]
+            outside = torch.argmax(torch.where(inside, -torch.inf, gap))
+            # relative error of one computed score, and of the float32 gap's order (about as much)
+            rounding = 1.5e-7 + 1.2e-7 * abs(float(gap[outside]))
+            bound = float(torch.softmax(conf[outside], dim=-1)[1]) * (1 + 4 * rounding)
+            if float(torch.topk(scores, top_k, sorted=False).values.min()) > bound:
+                return rows, scores
+    if possible is None:
+        return torch.arange(len(conf), device=conf.device), torch.softmax(conf, dim=-1)[:, 1]
+    rows = torch.nonzero(possible).flatten()
+    return rows, torch.softmax(conf[rows], dim=-1)[:, 1]
 
 
 def postprocess(loc, conf_logits, priors, image_width, image_height, config=PostprocessConfig()):
@@ -215,19 +268,11 @@ def postprocess(loc, conf_logits, priors, image_width, image_height, config=Post
     back in the pixel coordinates of an image of ``image_width x image_height`` (the original
     image, whatever scale the network ran at).
 
-    Only what can matter is computed: scores where the logits leave a chance of passing the
-    threshold, boxes only for the ``nms_top_k`` best candidates.
+    Only what can matter is computed: scores of the rows that can pass the threshold and be
+    among the ``nms_top_k`` best, boxes only for the ``nms_top_k`` best candidates.
     """
     threshold = config.score_threshold
-    rows = torch.arange(len(conf_logits), device=conf_logits.device)
-    conf = conf_logits.float()
-    if 0 < threshold < 1:
-        # softmax(l)[1] > t means l1 - l0 > logit(t): a generous margin for rounding keeps every
-        # candidate among these rows, and the exact test on their softmax follows.
-        logit = math.log(threshold / (1 - threshold))
-        rows = torch.nonzero(conf[:, 1] - conf[:, 0] > logit - 0.05 - 1e-3 / (threshold * (1 - threshold))).flatten()
-        conf = conf[rows]
-    scores = torch.softmax(conf, dim=-1)[:, 1]
+    rows, scores = _scored_rows(conf_logits.float(), threshold, config.nms_top_k)
     candidates = torch.nonzero(scores > threshold).flatten()
     if not len(candidates):
         return np.zeros((0, 5), dtype=np.float32)

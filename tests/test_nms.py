@@ -143,3 +143,35 @@ def test_a_detection_threshold_applied_before_nms_changes_nothing(name, weights_
             expected = everything[everything[:, 4] >= threshold]
             got = detector.detect(image, scale=1.0, threshold=threshold)
             assert np.array_equal(got, expected), (photo, threshold)
+
+
+def test_scoring_only_the_rows_that_can_be_among_the_best_changes_nothing():
+    # Logits made to defeat the shortcut: a plateau of near-equal gaps at the top_k cut (as a real
+    # background has), saturated scores tied at 1.0, huge logits, NaN: bit for bit the detections
+    # of scoring every row, with and without the shortcut taken.
+    import dataclasses
+
+    from facedet.postprocess import PostprocessConfig, _scored_rows, postprocess
+
+    rng = np.random.default_rng(11)
+    n = 4000
+    priors = torch.from_numpy(np.concatenate((rng.uniform(0.1, 0.9, (n, 2)), rng.uniform(0.02, 0.3, (n, 2))), 1).astype(np.float32))
+    loc = torch.from_numpy(rng.normal(0, 0.5, (n, 4)).astype(np.float32))
+    shortcuts = 0
+    for case in range(24):
+        conf = rng.normal(0, 2, (n, 2))
+        if case % 4 == 1:  # a plateau of gaps around -2.13, differing in the last bits
+            conf[: 3 * n // 4] = (0.0, -2.1314) + rng.normal(0, 1e-6, (3 * n // 4, 2))
+        if case % 4 == 2:  # many saturated scores, and logits far from zero
+            conf[::3, 1] += 40
+            conf[1::5] += 1e4
+        if case % 4 == 3:
+            conf[::97] = np.nan
+        conf = torch.from_numpy(conf.astype(np.float32))
+        for threshold, top_k in ((0.05, 300), (0.0, 500), (0.5, 200), (0.9, 100), (0.05, 1500), (0.05, None)):
+            config = dataclasses.replace(PostprocessConfig(), score_threshold=threshold, nms_top_k=top_k)
+            expected = _postprocess_everything(loc, conf, priors, 640, 480, config)
+            got = postprocess(loc, conf, priors, 640, 480, config)
+            assert np.array_equal(got, expected, equal_nan=True), (case, threshold, top_k)
+            shortcuts += top_k is not None and len(_scored_rows(conf, threshold, top_k)[0]) < 2 * top_k
+    assert shortcuts >= 20  # the shortcut was taken, and refused where it could have been wrong
