@@ -129,6 +129,17 @@ def until_rerun_done(driver, timeout=120):
     raise SystemExit(f"the script run did not finish within {timeout} s")
 
 
+def _wait_for(driver, selector, timeout=60):
+    """The first element matching ``selector`` once there is one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = driver.find_elements("css selector", selector)
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    raise SystemExit(f"nothing matched {selector!r} within {timeout} s")
+
+
 def press(driver, label, key):
     """Once no script runs, focus the slider (a range input) of the widget showing ``label`` and
     press ``key``."""
@@ -157,8 +168,11 @@ def main():
             driver.get(f"{url}/Compare")
             warm, shown = until_changed(driver, None, timeout=300)
             print(f"page with the default sample (server start, models loaded): {warm:.2f} s")
-            upload = driver.find_element("css selector", "[data-testid='stFileUploader'] input[type='file']")
+            # the upload field is under "More" in the row of controls; the popover is closed again
+            driver.find_element("css selector", "[data-testid='stPopover'] button").click()
+            upload = _wait_for(driver, "[data-testid='stFileUploader'] input[type='file']")
             upload.send_keys(str(photo))
+            driver.find_element("css selector", "body").send_keys(Keys.ESCAPE)
             first, shown = until_changed(driver, shown)
             print(f"first detection of a 1200x800 photo (EResFD and EResFD FPGM 10 %): {first * 1e3:.0f} ms")
             driver.execute_script(RECORDER)

@@ -237,27 +237,28 @@ def _scored_rows(conf, threshold, top_k):
     with the largest gap; otherwise every row that can pass is scored.
     """
     gap = conf[:, 1] - conf[:, 0]
-    possible = None
+    possible = rows = None
     if 0 < threshold < 1:  # a generous margin for rounding; the exact test on the softmax follows
         logit = math.log(threshold / (1 - threshold))
         possible = gap > logit - 0.05 - 1e-3 / (threshold * (1 - threshold))
-    if top_k is not None and len(conf) > 2 * top_k:
+        rows = torch.nonzero(possible).flatten()
+    if top_k is not None and (len(conf) if rows is None else len(rows)) > 2 * top_k:
+        # the top_k largest gaps are all possible rows, there being more of those than top_k
         cut = float(torch.topk(gap, top_k, sorted=False).values.min())
         inside = gap >= cut - 4e-6 * (1 + abs(cut))
         if possible is not None:
             inside &= possible
-        rows = torch.nonzero(inside).flatten()
-        if top_k <= len(rows) < len(conf):
-            scores = torch.softmax(conf[rows], dim=-1)[:, 1]
+        picked = torch.nonzero(inside).flatten()
+        if len(picked) < len(conf):
+            scores = torch.softmax(conf[picked], dim=-1)[:, 1]
             outside = torch.argmax(torch.where(inside, -torch.inf, gap))
             # relative error of one computed score, and of the float32 gap's order (about as much)
             rounding = 1.5e-7 + 1.2e-7 * abs(float(gap[outside]))
             bound = float(torch.softmax(conf[outside], dim=-1)[1]) * (1 + 4 * rounding)
-            if float(torch.topk(scores, top_k, sorted=False).values.min()) > bound:
-                return rows, scores
-    if possible is None:
+            if len(picked) >= top_k and float(torch.topk(scores, top_k, sorted=False).values.min()) > bound:
+                return picked, scores
+    if rows is None:
         return torch.arange(len(conf), device=conf.device), torch.softmax(conf, dim=-1)[:, 1]
-    rows = torch.nonzero(possible).flatten()
     return rows, torch.softmax(conf[rows], dim=-1)[:, 1]
 
 

@@ -77,3 +77,5 @@ def test_server_defaults_keep_tracebacks_and_strangers_out():
     assert config["client"]["showErrorDetails"] == "none"
     assert config["client"]["toolbarMode"] == "viewer"
     assert config["server"]["maxUploadSize"] == 64
+    # no full garbage collection after every script run: it held the GIL for ~150 ms per slider move
+    assert config["runner"]["postScriptGC"] is False
