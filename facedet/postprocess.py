@@ -183,9 +183,10 @@ def _grid_greedy(x1, y1, x2, y2, threshold, max_keep, block):
     if grid is None:
         return None
     cells, owner, offsets = grid
-    # cells renumbered 0..m-1 in order, so that the kept boxes' entries are a table by cell
-    used, cells = np.unique(cells, return_inverse=True)
-    n_cells = len(used)
+    n_cells = int(cells.max()) + 1
+    if n_cells > 4 * len(cells):  # few cells used: renumbered 0..m-1 in order, for a small table
+        used, cells = np.unique(cells, return_inverse=True)
+        n_cells = len(used)
     area = (x2 - x1) * (y2 - y1)
     empty = area == 0
     suppresses = _suppression(x1, y1, x2, y2, area, threshold)

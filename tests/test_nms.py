@@ -38,6 +38,10 @@ def _random_case(rng, case):
         xy, wh = np.round(xy * 10) / 10, np.round(wh * 10) / 10
     if case % 4 == 0:  # many tied scores
         scores = np.round(scores, 1)
+    if case % 5 == 4:  # tiny boxes in a few far-apart clusters: a fine grid with few cells in use
+        centres = rng.uniform(0, 1, (5, 2))
+        xy = centres[rng.integers(0, 5, n)] + rng.normal(0, 0.002, (n, 2))
+        wh = rng.uniform(0, 0.003, (n, 2))
     boxes = np.concatenate((xy, xy + wh), axis=1).astype(np.float32)
     return boxes, scores.astype(np.float32)
 
