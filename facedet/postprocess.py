@@ -226,8 +226,8 @@ def _grid_greedy(x1, y1, x2, y2, threshold, max_keep, block):
 
 
 def _scored_rows(conf, threshold, top_k):
-    """``(rows, scores)``: the face scores (softmax of the logits ``conf``) of the rows that can
-    pass ``threshold`` and be among the ``top_k`` best; never fewer rows than that.
+    """``(rows, scores)``: the face scores (softmax of the logits ``conf``) of a set of rows that
+    holds every row that can pass ``threshold`` and be among the ``top_k`` best.
 
     Both shortcuts follow the logit gap ``l1 - l0``, which the score grows with:
     ``softmax(l)[1] > t`` means ``l1 - l0 > logit(t)``, so rows well below that gap cannot pass;
