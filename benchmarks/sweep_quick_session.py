@@ -47,9 +47,8 @@ def _init(threads, detector):
 
 def _judge(model, detector):
     from facedet.detector import Detector
-    from pruning.agreement import agreement, face_counts
-
     from facedet.params import count_parameters
+    from pruning.agreement import agreement, face_counts
 
     judge = Detector(model.cpu().eval(), detector, device="cpu")
     dets = [judge.detect(image) for image, _ in _WORKER["photos"]]

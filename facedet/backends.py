@@ -219,18 +219,16 @@ _ONNX_FORM = {}  # model signature -> the fastest form here, measured once per p
 _AUTO_CHOICE = {}  # model signature -> backend name, measured once per process
 
 
-def pruned_filters(model):
-    """How many all-zero conv filters ``model`` holds (what compaction can remove)."""
-    return sum(int((m.weight.detach().flatten(1) == 0).all(dim=1).sum())
-               for m in model.modules() if isinstance(m, nn.Conv2d))
+def _zero_filter_masks(model):
+    """Per conv, in module order: which of its output filters are all zero (what compaction removes)."""
+    return [(m.weight.detach().flatten(1) == 0).all(dim=1) for m in model.modules() if isinstance(m, nn.Conv2d)]
 
 
-def _signature(model, arch):
+def _signature(model, arch, masks=None):
     """Architecture, layer shapes, which filters are zero, threads: what the timings depend on."""
     zeros = hashlib.sha1()
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            zeros.update((m.weight.detach().flatten(1) == 0).all(dim=1).cpu().numpy().tobytes())
+    for mask in _zero_filter_masks(model) if masks is None else masks:
+        zeros.update(mask.cpu().numpy().tobytes())
     return arch, tuple(tuple(p.shape) for p in model.parameters()), zeros.hexdigest(), torch.get_num_threads()
 
 
@@ -247,9 +245,10 @@ def onnx_network(model, arch=None, threads=None):
     process. Which is fastest depends on the runtime's kernels, not on FLOPs: ONNX Runtime computes
     output channels in blocks of 16 (AVX-512), and a compaction that removes filters but leaves a
     layer's channel count off the block (or adds ScatterBatchNorm's gathers) can be slower."""
-    if not pruned_filters(model):
+    masks = _zero_filter_masks(model)
+    if not any(bool(mask.any()) for mask in masks):
         return OnnxNetwork(model, threads)
-    key = _signature(model, arch)
+    key = _signature(model, arch, masks)
     if key in _ONNX_FORM:
         form = _ONNX_FORM[key]
         return OnnxNetwork(model if form == "as loaded" else compacted_form(model, form), threads, form)

@@ -191,7 +191,7 @@ def _grid_greedy(x1, y1, x2, y2, threshold, max_keep, block):
     empty = area == 0
     suppresses = _suppression(x1, y1, x2, y2, area, threshold)
     kept = np.zeros(0, dtype=np.int64)
-    kept_owner = np.zeros(0, dtype=np.int64)  # the kept boxes' entries, sorted by cell
+    kept_cells = kept_owner = np.zeros(0, dtype=np.int64)  # the kept boxes' entries, sorted by cell
     kept_start = np.zeros(n_cells + 1, dtype=np.int64)  # the entries of cell c: kept_start[c]:[c + 1]
     empty_kept = False
     bounds = _block_bounds(len(x1), block)
@@ -218,10 +218,10 @@ def _grid_greedy(x1, y1, x2, y2, threshold, max_keep, block):
         empty_kept = empty_kept or bool(empty[new].any())
         counts = offsets[new + 1] - offsets[new]
         taken = np.repeat(offsets[new] - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
-        merged_cells = np.concatenate((np.repeat(np.arange(n_cells), np.diff(kept_start)), cells[taken]))
+        merged_cells = np.concatenate((kept_cells, cells[taken]))
         s = np.argsort(merged_cells, kind="stable")
-        kept_owner = np.concatenate((kept_owner, owner[taken]))[s]
-        kept_start[1:] = np.cumsum(np.bincount(merged_cells, minlength=n_cells))
+        kept_cells, kept_owner = merged_cells[s], np.concatenate((kept_owner, owner[taken]))[s]
+        kept_start[1:] = np.cumsum(np.bincount(kept_cells, minlength=n_cells))
     return kept
 
 
