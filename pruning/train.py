@@ -15,6 +15,7 @@ in a run directory (``pruning.locks``); a finished run cannot be resumed.
 """
 
 import contextlib
+import copy
 import json
 import numbers
 import sys
@@ -55,12 +56,14 @@ NUMBER_RANGES = {
     "face_crops": (float, 0.0, 1.0), "mosaic": (float, 0.0, 1.0), "photo_zoom": (float, -4.0, 4.0),
     "distill_conf": (float, 0.0), "distill_loc": (float, 0.0), "distill_features": (float, 0.0),
     "distill_temperature": (float, 0.0, None, True), "distill_face_weight": (float, 0.0), "distill_boxes": (float, 0.0),
-    "distill_focus": (float, 0.0, 8.0), "average_epochs": (int, 0),
+    "distill_focus": (float, 0.0, 8.0), "average_epochs": (int, 0), "reconstruct_crops": (int, 1, 4096),
     "distill_box_score": (float, 0.0, 1.0, True), "label_loss": (float, 0.0),
     "sample_images": (int, 1), "max_images": (int, 1), "seed": (int, 0, MAX_SEED), "slimming_lambda": (float, 0.0),
     "eval_images": (int, 1), "threads": (int, 1),
 }
 
+
+RECONSTRUCT_CHOICES = ("off", "every", "final")  # after which pruning steps the convs are refitted
 
 # The settings a TrainConfig keeps in its Schedule (flat in config.json and on the command line).
 SCHEDULE_SETTINGS = tuple(f.name for f in fields(Schedule))
@@ -104,6 +107,8 @@ class TrainConfig:
     average_epochs: int = 0  # > 0: the final model is the mean of the weights after every step of the last N epochs
     keep_pruned: bool = False  # pruned filters stay pruned (hard gradual pruning): no regrowth, steps only add
     freeze_batchnorm: bool = False  # BatchNorm keeps its running statistics (small batches: batch statistics mislead)
+    reconstruct: str = "off"  # after every or the final pruning step, refit each conv to the network before it (off)
+    reconstruct_crops: int = 48  # training crops the refit samples its pixels from
     label_loss: float = 1.0  # weight of the MultiBox loss on labelled data (WIDER FACE, sample set)
     holdout: str | None = None  # photos for the agreement with the teacher (default: the held-out samples)
     sample_images: int = 20
@@ -136,6 +141,8 @@ class TrainConfig:
             raise FacedetError("nothing to train: epochs and finetune_epochs are both 0")
         if self.crop_size % 32:
             raise FacedetError(f"crop_size must be a multiple of 32, got {self.crop_size}")
+        if self.reconstruct not in RECONSTRUCT_CHOICES:
+            raise FacedetError(f"reconstruct must be one of {', '.join(RECONSTRUCT_CHOICES)}, not {self.reconstruct!r}")
         if self.optimizer not in ("auto", "sgd", "adam"):
             raise FacedetError(f"optimizer must be auto, sgd or adam, not {self.optimizer!r}")
         if self.wider and self.photos:
@@ -479,10 +486,37 @@ class _Trainer:
         removed = select_filters(self.net, self.config.criterion, rate, batch=batch, seed=self.config.seed)
         if self.config.keep_pruned and self.masks is not None:
             removed = _keeping_pruned(self.masks, removed)
+        final = epoch is None or epoch >= self.schedule.epochs - 1
+        due = self.config.reconstruct == "every" or (self.config.reconstruct == "final" and final)
+        before = copy.deepcopy(self.net) if due else None  # what the refit restores, layer by layer
         # Under torchrun each process sees its own batch (taylor scores differ): the main one decides.
         self.masks = masks_from_removed(self.net, self.dist.from_main(removed))
         apply_masks(self.net, self.masks)
+        if due:
+            self._reconstruct(before)
         zero_optimizer_state(self.optimizer, self.net, self.masks)
+
+    def _reconstruct(self, before):
+        """Refit the pruned network's convs to ``before`` (the network just before this pruning
+        step: the dense one at the first) on the first crops of epoch 0 (the same crops at every
+        step and on resume: they depend on the seed only)."""
+        from pruning.reconstruct import reconstruct
+
+        crops, wanted = [], self.config.reconstruct_crops
+        for images, _ in self.loader.epoch(0):
+            crops.append(images)
+            if sum(len(c) for c in crops) >= wanted:
+                break
+        images = torch.cat(crops)[:wanted]
+        total = self.schedule.total_epochs
+
+        def report(done, layers):
+            self.progress(Progress("stage", total - 1, total, message=f"refitting layer {done} of {layers}"))
+
+        reconstruct(self.net, before, images, self.masks, seed=self.config.seed, progress=report,
+                    cancel=lambda: is_cancelled(self.cancel))
+        if is_cancelled(self.cancel):
+            raise Cancelled()
 
     def _after_epoch(self, epoch, record):
         bad = first_non_finite(self.net.state_dict())

@@ -51,6 +51,9 @@ HELP = {
     "distill_boxes": "weight of the MultiBox loss on the teacher's detections as labels (0: off)",
     "distill_box_score": "teacher detections at least this sure are labels for --distill-boxes",
     "freeze_batchnorm": "keep BatchNorm running statistics fixed while training",
+    "reconstruct": "refit every conv to the teacher's outputs by least squares after every pruning step, "
+                   "the final one only, or off",
+    "reconstruct_crops": "training crops the refit draws its samples from (48)",
     "keep_pruned": "filters pruned as the rate ramps stay pruned (no regrowth; steps only add filters)",
     "label_loss": "weight of the MultiBox loss on labelled data",
     "holdout": "photos for the agreement with the teacher (default: the project's held-out photos)",
@@ -64,7 +67,7 @@ HELP = {
     "eval_images": "evaluate on the first N validation images only",
     "threads": "CPU threads for torch (default: all cores)",
 }
-CHOICES = {"optimizer": ("auto", "sgd", "adam"), "device": ("auto", "cpu", "cuda")}
+CHOICES = {"optimizer": ("auto", "sgd", "adam"), "reconstruct": ("off", "every", "final"), "device": ("auto", "cpu", "cuda")}
 RATE_FIELDS = ("rate", "layer_rates")  # options of their own (rate_options): --rate, --group-rates, --layer-rates
 
 
