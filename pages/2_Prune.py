@@ -194,6 +194,8 @@ def _progress(p):
     """(fraction done, text) of a pruning.train.Progress event (epochs count from 0, steps from 1)."""
     if p.kind == "stage":
         return 1.0, f"{p.message or p.phase}…"
+    if p.kind == "refit":  # pruning.reconstruct after a pruning step, between epochs
+        return min(p.epoch / max(1, p.epochs), 1.0), f"{p.message}…"
     done = (p.epoch + (p.step / p.steps if p.steps else 0)) / max(1, p.epochs)
     loss = f" · loss {p.loss:.3f}" if p.loss is not None else ""
     return min(max(done, 0.0), 1.0), (f"epoch {p.epoch + 1}/{p.epochs} ({p.phase}) · step {p.step}/{p.steps}"

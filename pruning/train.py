@@ -233,7 +233,8 @@ def _as_number(name, value, kind):
 @dataclass
 class Progress:
     """What a progress callback receives: after every step (``kind="step"``), every epoch
-    (``"epoch"``) and at each finishing stage (``"stage"``: evaluating, compacting ...)."""
+    (``"epoch"``), after each layer refitted by ``reconstruct`` (``"refit"``, in epoch ``epoch``) and
+    at each finishing stage (``"stage"``: evaluating, compacting ...)."""
 
     kind: str
     epoch: int
@@ -493,10 +494,10 @@ class _Trainer:
         self.masks = masks_from_removed(self.net, self.dist.from_main(removed))
         apply_masks(self.net, self.masks)
         if due:
-            self._reconstruct(before)
+            self._reconstruct(before, self.schedule.epochs if epoch is None else epoch)
         zero_optimizer_state(self.optimizer, self.net, self.masks)
 
-    def _reconstruct(self, before):
+    def _reconstruct(self, before, epoch):
         """Refit the pruned network's convs to ``before`` (the network just before this pruning
         step: the dense one at the first) on the first crops of epoch 0 (the same crops at every
         step and on resume: they depend on the seed only)."""
@@ -511,7 +512,7 @@ class _Trainer:
         total = self.schedule.total_epochs
 
         def report(done, layers):
-            self.progress(Progress("stage", total - 1, total, message=f"refitting layer {done} of {layers}"))
+            self.progress(Progress("refit", epoch, total, message=f"refitting layer {done} of {layers}"))
 
         reconstruct(self.net, before, images, self.masks, seed=self.config.seed, progress=report,
                     cancel=lambda: is_cancelled(self.cancel))

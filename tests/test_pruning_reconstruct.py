@@ -102,9 +102,14 @@ def test_training_refits_at_the_final_pruning_step_only(weights_dir, tmp_path, m
         detector="eresfd", criterion="fpgm", rate=0.5, weights=str(weights_dir / "eresfd.pth"), epochs=3,
         finetune_epochs=0, prune_every=1, batch_size=2, crop_size=160, sample_images=4, max_images=4,
         evaluate=False, threads=1, reconstruct="final", reconstruct_crops=3)
-    result = train(config, tmp_path / "run")
+    events = []
+    result = train(config, tmp_path / "run", progress=events.append)
     assert result.status == "finished"
     assert calls == [(3, True, True)]  # once, on 3 crops, the head unchanged by pruning until refitted
+    refits = [e for e in events if e.kind == "refit"]
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in result.model.modules())
+    assert [e.message for e in refits] == [f"refitting layer {k} of {convs}" for k in range(1, convs + 1)]
+    assert {e.epoch for e in refits} == {2}  # after the last SFP epoch
     zero = masks_of(result.model)  # at least the pruned half of every layer is zero (the dense model has dead filters too)
     assert all(int((~keep).sum()) >= int(keep.numel() * 0.5) for keep in zero.values())
 

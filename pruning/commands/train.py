@@ -51,8 +51,8 @@ HELP = {
     "distill_boxes": "weight of the MultiBox loss on the teacher's detections as labels (0: off)",
     "distill_box_score": "teacher detections at least this sure are labels for --distill-boxes",
     "freeze_batchnorm": "keep BatchNorm running statistics fixed while training",
-    "reconstruct": "refit every conv to the teacher's outputs by least squares after every pruning step, "
-                   "the final one only, or off",
+    "reconstruct": "after every pruning step, the final one only, or off: refit each conv by least squares to "
+                   "the network before the step (the dense one at the first)",
     "reconstruct_crops": "training crops the refit draws its samples from (48)",
     "keep_pruned": "filters pruned as the rate ramps stay pruned (no regrowth; steps only add filters)",
     "label_loss": "weight of the MultiBox loss on labelled data",
@@ -196,7 +196,7 @@ class _ProgressBar(LazyBar):
     def update(self, event):
         if self.disable:
             return
-        if event.kind == "stage":
+        if event.kind in ("stage", "refit"):
             if self.bar is not None:
                 self.bar.set_description(event.message)
             return
