@@ -13,7 +13,7 @@ from pruning.criteria import select_filters
 from pruning.masks import apply_masks, masks_from_removed, masks_of
 from pruning.photos import find_photos, load_photos
 from pruning.reconstruct import following_batchnorms, reconstruct, run_order
-from tests.pruning_helpers import one_thread  # noqa: F401
+from pruning_helpers import one_thread  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module", autouse=True)
