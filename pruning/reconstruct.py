@@ -57,12 +57,12 @@ def following_batchnorms(model):
     return found
 
 
-def _layer_tensor(model, layer, images, which):
-    """The input (``which="in"``) or output of ``layer`` when ``model`` runs on ``images``."""
+def _layer_input(model, layer, images):
+    """The input of ``layer`` when ``model`` runs on ``images`` (the pass stops there)."""
     got = {}
 
     def hook(module, inputs, output):
-        got["value"] = inputs[0] if which == "in" else output
+        got["value"] = inputs[0]
         raise _Stop
 
     handle = layer.register_forward_hook(hook)
@@ -74,6 +74,30 @@ def _layer_tensor(model, layer, images, which):
     finally:
         handle.remove()
     return got["value"]
+
+
+def _teacher_samples(teacher, images, samples, rng):
+    """``{conv name: (batch, rows, cols, outputs [P, out])}``: for every convolution, ``samples`` output
+    positions drawn at random (in the order the network runs them) and the teacher's outputs there,
+    from one forward pass (the teacher does not change, so one pass serves every layer)."""
+    found = {}
+
+    def hook(module, inputs, output, name):
+        n, _, h, w = output.shape
+        count = min(int(samples), n * h * w)
+        flat = torch.from_numpy(rng.choice(n * h * w, count, replace=False)).to(output.device)
+        batch, rows, cols = flat // (h * w), flat % (h * w) // w, flat % w
+        found.setdefault(name, (batch, rows, cols, output[batch, :, rows, cols]))
+
+    handles = [m.register_forward_hook(lambda module, i, o, name=name: hook(module, i, o, name))
+               for name, m in teacher.named_modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            teacher(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found
 
 
 def _patches(x, conv, batch, rows, cols):
@@ -126,23 +150,18 @@ def reconstruct(student, teacher, images, masks, samples=SAMPLES, ridge=RIDGE, s
     try:
         device = next(student.parameters()).device
         images = images.to(device)
-        rng = np.random.default_rng(seed)
         order = run_order(student, images)
-        student_layers, teacher_layers = dict(student.named_modules()), dict(teacher.named_modules())
+        targets = _teacher_samples(teacher, images, samples, np.random.default_rng(seed))
+        layers = dict(student.named_modules())
         batchnorms = following_batchnorms(student)
         for done, name in enumerate(order, start=1):
             if cancel is not None and cancel():
                 break
-            conv = student_layers[name]
-            targets = _layer_tensor(teacher, teacher_layers[name], images, "out")
-            inputs = _layer_tensor(student, conv, images, "in")
-            n, _, h, w = targets.shape
-            count = min(int(samples), n * h * w)
-            flat = torch.from_numpy(rng.choice(n * h * w, count, replace=False)).to(device)
-            batch, rows, cols = flat // (h * w), flat % (h * w) // w, flat % w
-            patches = _patches(inputs, conv, batch, rows, cols)
+            conv = layers[name]
+            batch, rows, cols, outputs = targets[name]
+            patches = _patches(_layer_input(student, conv, images), conv, batch, rows, cols)
             keep = masks.get(name, torch.ones(conv.out_channels, dtype=torch.bool)).to(device)
-            _refit(conv, batchnorms.get(name), patches, targets[batch, :, rows, cols], keep, ridge)
+            _refit(conv, batchnorms.get(name), patches, outputs, keep, ridge)
             if progress is not None:
                 progress(done, len(order))
         apply_masks(student, masks)

@@ -331,6 +331,7 @@ class _Trainer:
         self.root, self.data_description, self.loader = training_data(self.config, self.teacher, self.device, dist)
         self.loss_fn = MultiBoxLoss()
         self._priors = {}
+        self._refit_crops = None  # the crops pruning.reconstruct samples from, made at its first use
 
     # --- the run ---------------------------------------------------------------------------
     def run(self):
@@ -503,18 +504,19 @@ class _Trainer:
         step and on resume: they depend on the seed only)."""
         from pruning.reconstruct import reconstruct
 
-        crops, wanted = [], self.config.reconstruct_crops
-        for images, _ in self.loader.epoch(0):
-            crops.append(images)
-            if sum(len(c) for c in crops) >= wanted:
-                break
-        images = torch.cat(crops)[:wanted]
+        if self._refit_crops is None:  # made once: every pruning step refits on the same crops
+            crops, wanted = [], self.config.reconstruct_crops
+            for images, _ in self.loader.epoch(0):
+                crops.append(images)
+                if sum(len(c) for c in crops) >= wanted:
+                    break
+            self._refit_crops = torch.cat(crops)[:wanted]
         total = self.schedule.total_epochs
 
         def report(done, layers):
             self.progress(Progress("refit", epoch, total, message=f"refitting layer {done} of {layers}"))
 
-        reconstruct(self.net, before, images, self.masks, seed=self.config.seed, progress=report,
+        reconstruct(self.net, before, self._refit_crops, self.masks, seed=self.config.seed, progress=report,
                     cancel=lambda: is_cancelled(self.cancel))
         if is_cancelled(self.cancel):
             raise Cancelled()

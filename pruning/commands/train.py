@@ -67,16 +67,18 @@ HELP = {
     "eval_images": "evaluate on the first N validation images only",
     "threads": "CPU threads for torch (default: all cores)",
 }
-CHOICES = {"optimizer": ("auto", "sgd", "adam"), "reconstruct": ("off", "every", "final"), "device": ("auto", "cpu", "cuda")}
+CHOICES = {"optimizer": ("auto", "sgd", "adam"), "device": ("auto", "cpu", "cuda")}
 RATE_FIELDS = ("rate", "layer_rates")  # options of their own (rate_options): --rate, --group-rates, --layer-rates
 
 
 def registry_options():
-    """Choices and help that come from the detector and criterion registries."""
+    """Choices and help that come from the engine: the detector and criterion registries, the trainer's choices."""
     from facedet.models import DETECTORS
     from pruning.criteria import CRITERIA
 
-    choices = {**CHOICES, "detector": tuple(DETECTORS), "criterion": tuple(CRITERIA)}
+    from pruning.train import RECONSTRUCT_CHOICES
+
+    choices = {**CHOICES, "detector": tuple(DETECTORS), "criterion": tuple(CRITERIA), "reconstruct": RECONSTRUCT_CHOICES}
     helps = {"detector": "required for a new run: " + ", ".join(f"{n} ({s.display_name})" for n, s in DETECTORS.items()),
              "criterion": "required for a new run: " + "; ".join(f"{n} ({c.label}: {c.description})"
                                                                  for n, c in CRITERIA.items())}
