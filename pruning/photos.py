@@ -78,8 +78,11 @@ class PhotoCrops:
     """
 
     def __init__(self, size, base_scale, zoom_range=ZOOM_RANGE, face_crop_probability=FACE_CROP_PROBABILITY,
-                 photometric=True, flip_probability=0.5):
+                 photometric=True, flip_probability=0.5, face_sizes=()):
         self.size = int(size)
+        # (low, high) px: a face-centred crop zooms its face to a side drawn log-uniformly from this
+        # range (data-anchor sampling), instead of zooming around the automatic scale. Empty: off.
+        self.face_sizes = tuple(face_sizes)
         self.base_scale = base_scale
         self.zoom_range = tuple(zoom_range)
         self.face_crop_probability = float(face_crop_probability)
@@ -94,13 +97,17 @@ class PhotoCrops:
         """A ``size`` x ``size`` uint8 crop of ``image`` at a random zoom (see the class)."""
         height, width = image.shape[:2]
         zoom = self.base_scale(height, width) * 2.0 ** rng.uniform(*self.zoom_range)
-        side = size / zoom  # the window's side in photo pixels
         if len(anchors) and rng.random() < self.face_crop_probability:
             x1, y1, x2, y2 = anchors[int(rng.integers(len(anchors)))]
+            if self.face_sizes:
+                face = max(np.sqrt(max(x2 - x1, 1.0) * max(y2 - y1, 1.0)), 1.0)
+                zoom = 2.0 ** rng.uniform(*np.log2(self.face_sizes)) / face
+            side = size / zoom  # the window's side in photo pixels
             # A window holding the whole face (or lying within it when the face is larger).
             left = rng.uniform(min(x2 - side, x1), max(x2 - side, x1))
             top = rng.uniform(min(y2 - side, y1), max(y2 - side, y1))
         else:
+            side = size / zoom
             left = rng.uniform(min(0.0, width - side), max(0.0, width - side))
             top = rng.uniform(min(0.0, height - side), max(0.0, height - side))
         interpolation = INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))]

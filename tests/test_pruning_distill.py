@@ -2,6 +2,7 @@
 measure: on the published checkpoints and the project's real photos."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -176,6 +177,24 @@ def test_photo_crops_are_reproducible_and_centre_on_faces():
     assert len(loader) == 2 and [b[0].shape[0] for b in batches] == [4, 2]
     assert all(len(t) == 0 for _, targets in batches for t in targets)
     assert torch.equal(torch.cat([b[0] for b in batches]), torch.cat([b[0] for b in loader.epoch(0)]))
+
+
+def test_face_sizes_zoom_the_chosen_face_to_a_size_in_the_range():
+    image = np.full((400, 600, 3), 90, dtype=np.uint8)
+    image[180:220, 280:320] = 250  # a 40-px "face"
+    anchors = np.array([[280.0, 180.0, 320.0, 220.0]])
+    for low, high in ((20, 20), (60, 60), (16, 64)):
+        crops = PhotoCrops(160, lambda h, w: 1.0, zoom_range=(0.0, 0.0), face_crop_probability=1.0, photometric=False,
+                           flip_probability=0.0, face_sizes=(low, high))
+        for seed in range(5):
+            crop = crops(image, anchors, np.random.default_rng(seed))
+            side = math.sqrt(float((crop[0] + 123 > 170).sum()))  # the face's side in the crop (outside: 123)
+            assert low * 0.9 <= side <= high * 1.1
+    # Off (the default), the zoom follows zoom_range: the face keeps its 40 px at zoom 1.
+    crops = PhotoCrops(160, lambda h, w: 1.0, zoom_range=(0.0, 0.0), face_crop_probability=1.0, photometric=False,
+                       flip_probability=0.0)
+    crop = crops(image, anchors, np.random.default_rng(0))
+    assert math.sqrt(float((crop[0] + 123 > 170).sum())) == pytest.approx(40, rel=0.05)
 
 
 def test_mosaic_crops_tile_four_photos_and_are_reproducible():

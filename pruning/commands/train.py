@@ -40,6 +40,8 @@ HELP = {
     "face_crops": "share of photo crops centred near a face the teacher finds (0-1)",
     "mosaic": "share of photo crops made as a 2 x 2 mosaic of four photos' windows (0-1)",
     "photo_zoom": "log2 range (low high) of the photo crops' zoom around the detector's automatic scale",
+    "face_sizes": "face-centred crops zoom their face to a side drawn log-uniformly from this range, "
+                  "low high in px (data-anchor sampling; default: zoom as --photo-zoom)",
     "distill": "learn the starting model's outputs (it is the teacher)",
     "distill_conf": "weight of the teacher's face probabilities (all priors)",
     "distill_loc": "weight of the teacher's boxes where it is confident",
