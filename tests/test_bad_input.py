@@ -191,7 +191,7 @@ NUMERIC_CASES = [
     *[("pruning", "train", "--run-dir", "{out}", "--detector", "eresfd", "--criterion", "l1", "--rate", "0.3", *option)
       for option in (("--threads", "-1"), ("--lr", "nan"), ("--lr", "1e30"), ("--eval-images", "-1"),
                      ("--epochs", "-1"), ("--momentum", "1"), ("--face-crops", "2"), ("--photo-zoom", "-1", "inf"),
-                     ("--batch-size", "2.5"))],
+                     ("--face-sizes", "2", "40"), ("--batch-size", "2.5"))],
 ]
 
 
@@ -215,6 +215,7 @@ def test_training_settings_are_range_checked_for_the_app_too():
 
     for bad in (dict(lr=math.nan), dict(lr=1e30), dict(eval_images=-1), dict(threads=-1), dict(momentum=1.0),
                 dict(lr_milestones=(-1,)), dict(photo_zoom=(0.0, math.inf)), dict(distill_loc=math.inf),
+                dict(face_sizes=(40.0, 20.0)), dict(face_sizes=(16.0,)),
                 dict(epochs=2.5), dict(seed=-1)):
         with pytest.raises(FacedetError, match=next(iter(bad))):
             TrainConfig.from_settings(**bad)
