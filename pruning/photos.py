@@ -97,17 +97,19 @@ class PhotoCrops:
         """A ``size`` x ``size`` uint8 crop of ``image`` at a random zoom (see the class)."""
         height, width = image.shape[:2]
         zoom = self.base_scale(height, width) * 2.0 ** rng.uniform(*self.zoom_range)
+        face = None
         if len(anchors) and rng.random() < self.face_crop_probability:
-            x1, y1, x2, y2 = anchors[int(rng.integers(len(anchors)))]
+            face = anchors[int(rng.integers(len(anchors)))]
             if self.face_sizes:
-                face = max(np.sqrt(max(x2 - x1, 1.0) * max(y2 - y1, 1.0)), 1.0)
-                zoom = 2.0 ** rng.uniform(*np.log2(self.face_sizes)) / face
-            side = size / zoom  # the window's side in photo pixels
+                x1, y1, x2, y2 = face
+                zoom = 2.0 ** rng.uniform(*np.log2(self.face_sizes)) / np.sqrt(max(x2 - x1, 1.0) * max(y2 - y1, 1.0))
+        side = size / zoom  # the window's side in photo pixels
+        if face is not None:
+            x1, y1, x2, y2 = face
             # A window holding the whole face (or lying within it when the face is larger).
             left = rng.uniform(min(x2 - side, x1), max(x2 - side, x1))
             top = rng.uniform(min(y2 - side, y1), max(y2 - side, y1))
         else:
-            side = size / zoom
             left = rng.uniform(min(0.0, width - side), max(0.0, width - side))
             top = rng.uniform(min(0.0, height - side), max(0.0, height - side))
         interpolation = INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))]
