@@ -39,8 +39,9 @@ from facedet.detector import Detector
 from facedet.errors import FacedetError
 from facedet.images import read_image
 from facedet.latency import DEFAULT_PHOTO, LATENCY_SIZE, LATENCY_THRESHOLD, measure_latencies
+from facedet.nms import nms
 from facedet.peers import load_peer, peer_label
-from facedet.postprocess import PostprocessConfig, nms, postprocess
+from facedet.postprocess import PostprocessConfig, postprocess
 from facedet.weights import FAMILIES, load_model, published
 from pruning.compact import compact_model
 

@@ -4,7 +4,8 @@ import numpy as np
 import torch
 
 from facedet.box_coding import decode, encode
-from facedet.postprocess import PostprocessConfig, nms, postprocess
+from facedet.nms import nms
+from facedet.postprocess import PostprocessConfig, postprocess
 from facedet.priors import make_priors
 
 

@@ -1,4 +1,4 @@
-"""The block-wise NMS against the one-box-at-a-time loop it replaced, box for box."""
+"""The compiled NMS against the one-box-at-a-time loop it replaced, box for box."""
 
 import cv2
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from facedet.box_coding import decode
-from facedet.postprocess import nms, top_order
+from facedet.nms import nms, top_order
 
 
 def loop_nms(boxes, scores, iou_threshold, top_k=None):
@@ -47,14 +47,13 @@ def _random_case(rng, case):
 
 
 @pytest.mark.parametrize("iou_threshold", [0.0, 0.3, 0.5, 0.9])
-def test_block_nms_keeps_exactly_the_loops_boxes_on_random_inputs(iou_threshold):
+def test_nms_keeps_exactly_the_loops_boxes_on_random_inputs(iou_threshold):
     rng = np.random.default_rng(int(iou_threshold * 10))
     for case in range(60):
         boxes, scores = _random_case(rng, case)
         top_k = int(rng.integers(1, 2000))
         expected = loop_nms(boxes, scores, iou_threshold, top_k)
-        for block in (1, 7, 256):
-            assert nms(boxes, scores, iou_threshold, top_k, block=block).tolist() == expected.tolist()
+        assert nms(boxes, scores, iou_threshold, top_k).tolist() == expected.tolist()
         max_keep = int(rng.integers(1, 50))
         assert nms(boxes, scores, iou_threshold, top_k, max_keep=max_keep).tolist() == expected[:max_keep].tolist()
 
@@ -83,7 +82,7 @@ def test_top_order_equals_a_full_stable_sort_with_ties():
         assert top_order(scores, top_k).tolist() == np.argsort(-scores, kind="stable")[:top_k].tolist()
 
 
-def test_block_nms_keeps_exactly_the_loops_boxes_on_a_real_detector_output(weights_dir, assets_dir):
+def test_nms_keeps_exactly_the_loops_boxes_on_a_real_detector_output(weights_dir, assets_dir):
     from facedet.detector import load_detector
 
     detector = load_detector("eresfd")
