@@ -12,7 +12,9 @@ The student learns the teacher's outputs on the very crops it trains on, so no l
   heads (same architecture, so channel by channel);
 - ``boxes`` (optional, in ``pruning.train``): the teacher's detections on the crop (score >=
   ``box_score``, after NMS) taken as labels for the MultiBox loss, whose hard-negative mining
-  goes after the student's most confident boxes where the teacher sees no face.
+  goes after the student's most confident boxes where the teacher sees no face;
+- ``anchor`` (optional, in ``pruning.train``): the squared distance of the student's weights to
+  the teacher's (``weight_distance``, L2-SP).
 
 The sums are divided by the number of confident teacher priors in the batch (at least the batch
 size), as the MultiBox loss divides by its face priors, so the terms weigh alike whatever the
@@ -114,7 +116,7 @@ def teacher_boxes(teacher, priors, score=0.5, nms_iou=0.3, variances=VARIANCES):
 
     ``teacher`` is its ``(loc [B, P, 4], conf [B, P, 2])``; ``priors [P, 4]`` cx, cy, w, h.
     """
-    from facedet.postprocess import nms
+    from facedet.nms import nms
 
     loc, conf = teacher[0].detach().float(), teacher[1].detach().float()
     probability = torch.softmax(conf, dim=-1)[..., 1]
@@ -153,3 +155,17 @@ class Teacher(nn.Module):
 def capturing(tap):
     """``tap.capture()``, or nothing to do when there is no tap."""
     return tap.capture() if tap is not None else nullcontext()
+
+
+def weight_distance(student, teacher):
+    """Sum of squared differences between the student's parameters and the teacher's of the same
+    name and shape (L2-SP, Li et al. 2018): pulls the student towards the starting point."""
+    reference = dict(teacher.named_parameters())
+    total = None
+    for name, parameter in student.named_parameters():
+        start = reference.get(name)
+        if start is None or start.shape != parameter.shape:
+            continue
+        term = (parameter - start.detach()).pow(2).sum()
+        total = term if total is None else total + term
+    return total if total is not None else next(student.parameters()).sum() * 0.0

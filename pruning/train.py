@@ -32,7 +32,7 @@ from facedet.models import detector_spec
 from facedet.numerics import first_non_finite
 from pruning.criteria import CRITERIA, check_criterion, check_rate, select_filters
 from pruning.rates import check_layer_rates, removed_share
-from pruning.distill import HeadInputs, Teacher, capturing, distillation_loss, teacher_boxes
+from pruning.distill import HeadInputs, Teacher, capturing, distillation_loss, teacher_boxes, weight_distance
 from pruning.photos import ZOOM_RANGE
 from pruning.masks import (apply_masks, masks_from_lists, masks_from_removed, masks_to_lists, zero_gradients,
                            zero_optimizer_state)
@@ -58,7 +58,7 @@ NUMBER_RANGES = {
     "distill_conf": (float, 0.0), "distill_loc": (float, 0.0), "distill_features": (float, 0.0),
     "distill_temperature": (float, 0.0, None, True), "distill_face_weight": (float, 0.0), "distill_boxes": (float, 0.0),
     "distill_focus": (float, 0.0, 8.0), "average_epochs": (int, 0), "reconstruct_crops": (int, 1, 4096),
-    "distill_box_score": (float, 0.0, 1.0, True), "label_loss": (float, 0.0),
+    "distill_box_score": (float, 0.0, 1.0, True), "label_loss": (float, 0.0), "distill_anchor": (float, 0.0),
     "sample_images": (int, 1), "max_images": (int, 1), "seed": (int, 0, MAX_SEED), "slimming_lambda": (float, 0.0),
     "eval_images": (int, 1), "threads": (int, 1),
 }
@@ -106,6 +106,7 @@ class TrainConfig:
     distill_focus: float = 0.0  # > 0: probabilities weighted by the teacher-student gap to this power
     distill_boxes: float = 0.0  # weight of the MultiBox loss on the teacher's detections as labels (0: off)
     distill_box_score: float = 0.5  # teacher detections at least this sure are labels for distill_boxes
+    distill_anchor: float = 0.0  # weight of the squared distance of the student's weights to the teacher's (L2-SP)
     average_epochs: int = 0  # > 0: the final model is the mean of the weights after every step of the last N epochs
     keep_pruned: bool = False  # pruned filters stay pruned (hard gradual pruning): no regrowth, steps only add
     freeze_batchnorm: bool = False  # BatchNorm keeps its running statistics (small batches: batch statistics mislead)
@@ -449,6 +450,9 @@ class _Trainer:
                 terms["loc"], terms["conf"] = terms["loc"] + weights.boxes * box_loc, terms["conf"] + weights.boxes * box_conf
             loss_loc, loss_conf = loss_loc + terms["loc"], loss_conf + terms["conf"]
             loss = loss + terms["loc"] + terms["conf"] + terms["features"]
+        if self.teacher is not None and self.config.distill_anchor:
+            # L2-SP: the teacher's weights hold what WIDER FACE taught; a few photos should not pull them far.
+            loss = loss + self.config.distill_anchor * weight_distance(self.net, self.teacher.model)
         loss = self.criterion.regularize(self.net, loss, self.config.slimming_lambda)  # e.g. slimming's L1
         if not torch.isfinite(loss):
             raise TrainingDiverged("the training loss is not finite; try a lower learning rate")

@@ -13,7 +13,7 @@ import torch
 from facedet.samples import annotated, photos_dir, sample_photos
 from facedet.weights import load_model
 from pruning.agreement import agreement, average_precision, face_counts
-from pruning.distill import DistillWeights, HeadInputs, Teacher, distillation_loss, teacher_boxes
+from pruning.distill import DistillWeights, HeadInputs, Teacher, distillation_loss, teacher_boxes, weight_distance
 from pruning.photos import PhotoCrops, PhotoLoader, find_photos, load_photos
 from pruning.presets import preset_config
 
@@ -65,6 +65,20 @@ def test_distillation_loss_on_known_values():
     sum(terms.values()).backward()
     assert student[1].grad[0, 0, 1] < 0  # pushes the face logit of prior 0 up
     assert torch.all(student[0].grad[0, 1] == 0)  # no box target where the teacher sees background
+
+
+def test_weight_distance_is_zero_for_the_teacher_and_the_squared_change_of_a_moved_weight():
+    student, teacher = load_model("eresfd")[0], load_model("eresfd")[0]
+    assert float(weight_distance(student, teacher)) == 0.0
+    name, parameter = next(iter(student.named_parameters()))
+    with torch.no_grad():
+        parameter.view(-1)[:3] += torch.tensor([1.0, -2.0, 0.5])
+    distance = weight_distance(student, teacher)
+    assert float(distance) == pytest.approx(1.0 + 4.0 + 0.25, rel=1e-5)
+    distance.backward()  # the gradient pulls the moved weights back, and only those
+    assert parameter.grad.view(-1)[:3].tolist() == pytest.approx([2.0, -4.0, 1.0], rel=1e-5)
+    assert float(parameter.grad.view(-1)[3:].abs().sum()) == 0.0
+    assert not any(p.grad is not None for p in teacher.parameters()), name
 
 
 def test_focus_weights_each_prior_by_the_gap_between_the_two_probabilities():
@@ -222,7 +236,7 @@ def test_a_resumed_distillation_run_ends_with_the_same_weights(tmp_path):
 
     config = preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.3, epochs=3, finetune_epochs=1,
                            ramp_epochs=2, crops_per_photo=1, batch_size=4, crop_size=128, distill_features=1.0,
-                           distill_boxes=1.0, distill_focus=1.0, mosaic=0.5, average_epochs=3, evaluate=False,
+                           distill_boxes=1.0, distill_focus=1.0, distill_anchor=0.1, mosaic=0.5, average_epochs=3, evaluate=False,
                            threads=1)
     straight = train(config, tmp_path / "straight")
 

@@ -52,6 +52,7 @@ HELP = {
     "average_epochs": "the final model is the mean of the weights after every step of the last N epochs (0: off)",
     "distill_boxes": "weight of the MultiBox loss on the teacher's detections as labels (0: off)",
     "distill_box_score": "teacher detections at least this sure are labels for --distill-boxes",
+    "distill_anchor": "weight of the squared distance of the student's weights to the teacher's (L2-SP; 0: off)",
     "freeze_batchnorm": "keep BatchNorm running statistics fixed while training",
     "reconstruct": "after every pruning step, the final one only, or off: refit each conv by least squares to "
                    "the network before the step (the dense one at the first)",
