@@ -33,8 +33,9 @@ def nms(boxes, scores, iou_threshold, top_k=None, max_keep=None):
         order = np.arange(len(scores))  # best first already: what the stable sort would give
     else:
         order = top_order(scores, top_k)
-    if not len(order):
-        return order
+    limit = len(order) if max_keep is None else max(int(max_keep), 0)
+    if not len(order) or limit == 0:
+        return order[:limit]
     from facedet import nms_kernels  # loads Numba on first use only
 
     ordered = boxes[order]
@@ -43,9 +44,6 @@ def nms(boxes, scores, iou_threshold, top_k=None, max_keep=None):
         rows[:, :4] = ordered
         rows[:, 4] = (ordered[:, 2] - ordered[:, 0]) * (ordered[:, 3] - ordered[:, 1])
     threshold = np.float32(iou_threshold)
-    limit = len(order) if max_keep is None else max(int(max_keep), 0)
-    if limit == 0:
-        return order[:0]
     grid = None
     if threshold >= 0 and np.isfinite(ordered).all() and (ordered[:, 2:] >= ordered[:, :2]).all():
         grid = _grid(ordered)
