@@ -4,7 +4,7 @@ EResFD's 8- and 16-filter layers saves fewer milliseconds than FLOPs.
 Times a single 3x3 convolution (+ ReLU) at EResFD's finest level (160x120, 640x480 input), for
 input -> output channel counts from the dense model's 16 -> 16 down to what FPGM 50 % leaves, with
 ONNX Runtime's blocked layout (NCHWc, the default) and without it (plain NCHW, im2col + GEMM),
-one thread, medians of ``--runs`` runs. Multiply-adds are the real ones.
+one thread, the best of three medians of ``--runs``/3 runs each. Multiply-adds are the real ones.
 
     python benchmarks/bench_conv_blocks.py [--runs 50] [--threads 1] [--size 160x120]
 
@@ -63,7 +63,7 @@ def main():
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     print(f"ONNX Runtime {ort.__version__}, one 3x3 conv + ReLU at {width}x{height}, {args.threads} thread(s), "
-          f"median of {args.runs}")
+          f"the best of 3 medians of {max(1, args.runs // 3)} runs, the two layouts in turns")
     print(f"{'in -> out':>10} {'M mult-adds':>12} {'NCHWc ms':>9} {'plain ms':>9}")
     for inputs, outputs in PAIRS:
         model = conv_model(inputs, outputs)

@@ -161,11 +161,6 @@ def weight_distance(student, teacher):
     """Sum of squared differences between the student's parameters and the teacher's of the same
     name and shape (L2-SP, Li et al. 2018): pulls the student towards the starting point."""
     reference = dict(teacher.named_parameters())
-    total = None
-    for name, parameter in student.named_parameters():
-        start = reference.get(name)
-        if start is None or start.shape != parameter.shape:
-            continue
-        term = (parameter - start.detach()).pow(2).sum()
-        total = term if total is None else total + term
-    return total if total is not None else next(student.parameters()).sum() * 0.0
+    terms = [(parameter - reference[name].detach()).pow(2).sum() for name, parameter in student.named_parameters()
+             if name in reference and reference[name].shape == parameter.shape]
+    return torch.stack(terms).sum() if terms else next(student.parameters()).sum() * 0.0
