@@ -29,7 +29,6 @@ def _device():
     return f"CUDA ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "CPU (no CUDA GPU here: keep sessions short)"
 
 
-QUICK = preset_settings("quick")  # the page's defaults are the CLI's --preset quick (epochs: per detector)
 DATA = {
     "photos": "Sample photos (real, unlabelled: the dense model teaches the pruned one)",
     "upload": "My photos (upload several; unlabelled, distilled)",
@@ -89,8 +88,13 @@ with form:
                                        placeholder="preset: " + ", ".join(f"{n} {p['finetune_epochs']}"
                                                                           for n, p in presets.items()),
                                        help="With the masks frozen. Empty: the quick preset's.")
-                crop_size = kept(st.select_slider, "Training crop (px)", CROPS, key="prune_crop",
-                                 default=QUICK["crop_size"], allowed=CROPS)
+                # "preset": the chosen detector's (EXTD trains on smaller crops, more of them).
+                crop_size = kept(st.select_slider, "Training crop (px)", ("preset", *CROPS), key="prune_crop",
+                                 default="preset", allowed=("preset", *CROPS),
+                                 format_func=lambda c: "preset: " + ", ".join(
+                                     f"{n} {p['crop_size']}" for n, p in presets.items()) if c == "preset" else str(c),
+                                 help="The side of the square training crops. Preset: the quick preset's for the "
+                                      "detector, with its number of crops per photo.")
         with data_column:
             data = kept(st.radio, "Training data", list(DATA), format_func=DATA.get, key="prune_data",
                         default=next(iter(DATA)), allowed=DATA)
@@ -104,8 +108,8 @@ with form:
             wider_root = st.selectbox("WIDER FACE root (for 'WIDER FACE'; set FACEDET_WIDER_ROOTS to offer one)",
                                       wider_choices, format_func=str, key="prune_wider_root") if wider_choices else None
         st.caption(f"Runs on {_device()}. The default session takes about 1–2 minutes for EResFD on a 2-core CPU, "
-                   "about 11 for EXTD (fewer epochs). On our held-out photos (README) it brings back 19–20 of 20 faces "
-                   "at 30 %; at 50 % about 15 for EResFD (a search's group rates do better) and none for EXTD.")
+                   "about 7 for EXTD (fewer epochs). On our held-out photos (README) it brings back 19–20 of 20 faces "
+                   "at 30 %; at 50 % about 15 for EResFD (a search's group rates do better) and 16 for EXTD.")
         start = st.form_submit_button("Start", type="primary", disabled=read_only())
     if start:
         options = {}
@@ -113,7 +117,7 @@ with form:
             options.update(epochs=int(epochs), ramp_epochs=max(1, round(int(epochs) * 2 / 3)))
         if finetune_epochs is not None:
             options["finetune_epochs"] = int(finetune_epochs)
-        if crop_size != QUICK["crop_size"]:
+        if crop_size != "preset":
             options["crop_size"] = int(crop_size)
         source, photos, wider = ("photos", None, None)
         error = None
