@@ -94,7 +94,9 @@ with form:
                                  format_func=lambda c: "preset: " + ", ".join(
                                      f"{n} {p['crop_size']}" for n, p in presets.items()) if c == "preset" else str(c),
                                  help="The side of the square training crops. Preset: the quick preset's for the "
-                                      "detector, with its number of crops per photo.")
+                                      "detector. Any size keeps the preset's crops per photo (" + ", ".join(
+                                          f"{n} {p['crops_per_photo']}" for n, p in presets.items())
+                                      + "), so larger crops make longer sessions.")
         with data_column:
             data = kept(st.radio, "Training data", list(DATA), format_func=DATA.get, key="prune_data",
                         default=next(iter(DATA)), allowed=DATA)
