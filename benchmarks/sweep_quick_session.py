@@ -79,6 +79,12 @@ def _job(job):
     photos = len(find_photos(config.photos)) if config.photos else config.sample_images
     steps = -(-photos * config.crops_per_photo // config.batch_size) * config.schedule.total_epochs
     figures = _judge(result.model, job["detector"])
+    if job.get("keep"):  # the student, for looking at its errors later
+        from facedet.weights import save_checkpoint
+
+        keep = Path(job["keep"]) / f"{job['name']}-r{config.rate:g}-s{job['seed']}.pth"
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(keep, result.model.cpu(), job["detector"], provenance={"settings": job["set"], "seed": job["seed"]})
     return {**{k: job[k] for k in ("name", "seed")}, "rate": config.rate, "sparsity": round(figures.pop("sparsity"), 4),
             "seconds": round(seconds, 1),
             "epochs": config.schedule.total_epochs, "steps": steps,
@@ -113,6 +119,7 @@ def main(argv=None):
     parser.add_argument("--minutes", type=float, default=None, help="start no job after this many minutes")
     parser.add_argument("--out", default="sweep.jsonl")
     parser.add_argument("--summary", help="only print the summary of this results file")
+    parser.add_argument("--keep", help="save every job's model into this folder as a checkpoint")
     args = parser.parse_args(argv)
     if args.summary:
         summarise([json.loads(line) for line in Path(args.summary).read_text().splitlines() if line.strip()])
@@ -120,7 +127,7 @@ def main(argv=None):
     grid = json.loads(Path(args.grid).read_text())
     # Seeds outermost: a sweep stopped early has every setting at its first seeds.
     jobs = [dict(name=item["name"], set=item.get("set", {}), seed=seed, rate=rate, detector=args.detector,
-                 criterion=args.criterion, device=args.device)
+                 criterion=args.criterion, device=args.device, keep=args.keep)
             for seed in args.seeds for rate in args.rates for item in grid]
     deadline = time.monotonic() + args.minutes * 60 if args.minutes else None
     rows = []

@@ -307,6 +307,11 @@ class _Trainer:
         self.store = store
         self.schedule = self.config.schedule
         self.net = initial_model(self.config, state).to(self.device)
+        # On the CPU, oneDNN trains the detectors' depthwise convolutions and PReLUs faster in the
+        # channels-last layout (README, "Quick sessions"); the values are the same up to rounding.
+        self.channels_last = self.device.type == "cpu"
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
         if not resume and dist.is_main:
             _write_config(self.config, run_dir)  # after the model loads: a bad checkpoint leaves no run behind
         self.model = dist.wrap(self.net)
@@ -333,6 +338,8 @@ class _Trainer:
         self.teacher = self.student_maps = None
         if self.config.distill:
             self.teacher = Teacher(teacher_model(self.config)).to(self.device)
+            if self.channels_last:
+                self.teacher = self.teacher.to(memory_format=torch.channels_last)
             self.student_maps = HeadInputs(self.net) if self.config.distill_features else None
         self.root, self.data_description, self.loader = training_data(self.config, self.teacher, self.device, dist)
         self.loss_fn = MultiBoxLoss()
@@ -350,7 +357,9 @@ class _Trainer:
                 record = self._train_epoch(epoch, total, started)
                 self._after_epoch(epoch, record)
             self._use_average()
+            self._default_layout()
         except (Cancelled, KeyboardInterrupt) as stop:
+            self._default_layout()
             self._close_store_record("cancelled", "stopped by the user; resume to continue", quiet=True)
             if isinstance(stop, KeyboardInterrupt):
                 raise
@@ -376,6 +385,11 @@ class _Trainer:
             self._close_store_record("finished", None, **figures)
             _write_run_record(self.run_dir, self.run_id, self.store, finished=True)
         return TrainResult("finished", self.run_dir, self.run_id, self.history, figures, self.net)
+
+    def _default_layout(self):
+        """The model handed out (and measured, compacted, saved) in PyTorch's default memory layout."""
+        if self.channels_last:
+            self.net.to(memory_format=torch.contiguous_format)
 
     def _train_epoch(self, epoch, total, started):
         phase = self.schedule.phase(epoch)
@@ -428,6 +442,8 @@ class _Trainer:
 
     def _step(self, images, targets, frozen):
         images = images.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         targets = [t.to(self.device, non_blocking=True) for t in targets]
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
             if self.teacher is not None:
