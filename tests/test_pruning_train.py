@@ -81,6 +81,16 @@ def test_the_run_ends_with_frozen_masks_at_the_requested_rate(finished_run):
     assert count_parameters(saved) == count_parameters(model)
 
 
+def test_the_model_handed_out_is_in_the_default_memory_layout(finished_run):
+    # Training runs channels-last on the CPU (faster there); what it hands out and saves is not.
+    result, _, _, run_dir = finished_run
+    weights = {name: p for name, p in result.model.named_parameters() if p.dim() == 4}
+    assert any(p.shape[1] > 1 and p.shape[2] > 1 for p in weights.values())  # a layout that shows in the strides
+    assert all(p.is_contiguous() for p in weights.values())
+    saved, _ = load_model(run_dir / "model.pth")
+    assert all(torch.equal(saved.state_dict()[name], p.detach()) for name, p in weights.items())
+
+
 def test_the_run_is_recorded_with_its_figures(finished_run):
     result, store, events, run_dir = finished_run
     run = store.get_run(result.run_id)
