@@ -7,6 +7,7 @@ counts faces found and false boxes against our hand annotations of the held-out 
 processes (``--workers``, each ``--threads`` torch threads, on ``--device``); every finished job
 is appended to ``--out`` as one JSON line, so a stopped sweep keeps what it did, and the summary
 (mean per setting and rate) is printed at the end (``--summary FILE`` prints it for a results file).
+``--keep DIR`` also saves every job's model there as a checkpoint, to look at its errors afterwards.
 
     python benchmarks/sweep_quick_session.py --grid grid.json --seeds 0 1 2 --rates 0.5 --workers 2 --out sweep.jsonl
 
@@ -84,7 +85,8 @@ def _job(job):
 
         keep = Path(job["keep"]) / f"{job['name']}-r{config.rate:g}-s{job['seed']}.pth"
         keep.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(keep, result.model.cpu(), job["detector"], provenance={"settings": job["set"], "seed": job["seed"]})
+        save_checkpoint(keep, result.model.cpu(), job["detector"],
+                        provenance={"settings": job["set"], "seed": job["seed"]})
     return {**{k: job[k] for k in ("name", "seed")}, "rate": config.rate, "sparsity": round(figures.pop("sparsity"), 4),
             "seconds": round(seconds, 1),
             "epochs": config.schedule.total_epochs, "steps": steps,
