@@ -78,8 +78,14 @@ class PhotoCrops:
     """
 
     def __init__(self, size, base_scale, zoom_range=ZOOM_RANGE, face_crop_probability=FACE_CROP_PROBABILITY,
-                 photometric=True, flip_probability=0.5, face_sizes=()):
+                 photometric=True, flip_probability=0.5, face_sizes=(), paste_faces=0.0, face_patches=(),
+                 paste_sizes=(12.0, 40.0)):
         self.size = int(size)
+        # Copy-paste: with probability ``paste_faces`` a crop gets 1-4 of ``face_patches`` (faces cut
+        # from the photos with some context) pasted at sides drawn log-uniformly from ``paste_sizes``.
+        self.paste_faces = float(paste_faces)
+        self.face_patches = list(face_patches)
+        self.paste_sizes = tuple(paste_sizes)
         # (low, high) px: a face-centred crop zooms its face to a side drawn log-uniformly from this
         # range (data-anchor sampling), instead of zooming around the automatic scale. Empty: off.
         self.face_sizes = tuple(face_sizes)
@@ -91,7 +97,25 @@ class PhotoCrops:
 
     def __call__(self, image, anchors, rng):
         crop = self.window(image, anchors, rng, self.size)
+        if self.face_patches and rng.random() < self.paste_faces:
+            crop = self.paste(crop, rng)
         return self.finish(crop, rng)
+
+    def paste(self, crop, rng):
+        """``crop`` with 1-4 face patches blended in (soft elliptical edges) at random places."""
+        import cv2
+
+        crop = crop.copy()
+        for _ in range(int(rng.integers(1, 5))):
+            patch = self.face_patches[int(rng.integers(len(self.face_patches)))]
+            side = int(round(2.0 ** rng.uniform(*np.log2(self.paste_sizes)) * PATCH_CONTEXT))
+            side = min(max(side, 4), self.size)
+            patch = cv2.resize(patch, (side, side), interpolation=cv2.INTER_AREA)
+            y, x = (int(rng.integers(0, self.size - side + 1)) for _ in range(2))
+            alpha = _soft_ellipse(side)[..., None]
+            region = crop[y:y + side, x:x + side].astype(np.float32)
+            crop[y:y + side, x:x + side] = (alpha * patch + (1 - alpha) * region).round().astype(np.uint8)
+        return crop
 
     def window(self, image, anchors, rng, size):
         """A ``size`` x ``size`` uint8 crop of ``image`` at a random zoom (see the class)."""
@@ -187,6 +211,30 @@ class _PhotoEpoch(Dataset):
             rng.shuffle(chosen)
             return loader.crops.mosaic([(loader.images[i], loader.anchors[i]) for i in chosen], rng)
         return loader.crops(loader.images[photo], loader.anchors[photo], rng)
+
+
+PATCH_CONTEXT = 1.6  # a face patch's side over its face's side
+
+
+def face_patches(images, anchors, min_side=16):
+    """Square patches around every teacher face of at least ``min_side`` px, with context."""
+    patches = []
+    for image, boxes in zip(images, anchors):
+        for x1, y1, x2, y2 in boxes:
+            side = max(x2 - x1, y2 - y1)
+            if side < min_side:
+                continue
+            half = side * PATCH_CONTEXT / 2
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            window = (cx - half, cy - half, cx + half, cy + half)
+            patches.append(crop_resize(image, window, int(round(2 * half))))
+    return patches
+
+
+def _soft_ellipse(side):
+    grid = (np.arange(side, dtype=np.float32) + 0.5) / side * 2 - 1
+    radius = np.sqrt(grid[None, :] ** 2 + grid[:, None] ** 2)
+    return np.clip((1.0 - radius) / 0.25, 0.0, 1.0)
 
 
 def _collate_unlabelled(batch):

@@ -5,7 +5,8 @@ The quick preset was found by measurement (``benchmarks/bench_quick_session.py``
 unlabelled sample photos with distillation from the dense model, BatchNorm statistics frozen in
 training (batches of 8 crops are too small to estimate them), the rate ramped up over the first
 two thirds of the SFP epochs, Adam at 1e-3 without weight decay, crops zoomed out down to a
-quarter of the automatic scale (the coarse levels see whole scenes too). The command line's
+quarter of the automatic scale (the coarse levels see whole scenes too), the teacher's face priors
+weighted twice, and small faces cut from the photos pasted into 30 % of the crops. The command line's
 ``--preset quick`` and the app's Prune page both start from it; EXTD, about 30 times costlier, gets
 fewer epochs of smaller crops (``DETECTOR_PRESETS``).
 """
@@ -15,17 +16,19 @@ from facedet.errors import FacedetError
 PRESETS = {
     "paper": {},
     "quick": dict(
-        distill=True, epochs=30, finetune_epochs=10, prune_every=1, ramp_epochs=20, lr=1e-3, lr_milestones=(),
+        distill=True, epochs=60, finetune_epochs=20, prune_every=1, ramp_epochs=40, lr=1e-3, lr_milestones=(),
         finetune_lr=1e-4, optimizer="adam", weight_decay=0.0, batch_size=8, crop_size=320, crops_per_photo=8,
-        freeze_batchnorm=True, photo_zoom=(-2.0, 0.5),
+        freeze_batchnorm=True, photo_zoom=(-2.0, 0.5), distill_face_weight=2.0, paste_faces=0.3,
     ),
 }
 # A preset's settings for one detector, on top of its own. EXTD costs about 30 times EResFD's FLOPs:
-# at the quick preset's 40 epochs a session takes an hour on a 2-core CPU, so it gets 8. In those,
+# at the quick preset's 80 epochs a session takes two hours on a 2-core CPU, so it gets 8. In those,
 # crops of 160 px, four times as many (the same pixels, four times the steps), bring EXTD FPGM 50 %
-# back (15-17 of 20 held-out faces, against none with 320-px crops; README, "Quick sessions").
+# back (15-17 of 20 held-out faces, against none with 320-px crops; README, "Quick sessions"). The face
+# weighting and pasted faces were measured on EResFD only: EXTD keeps the session it was measured with.
 DETECTOR_PRESETS = {
-    "quick": {"extd": dict(epochs=6, ramp_epochs=4, finetune_epochs=2, crop_size=160, crops_per_photo=32)},
+    "quick": {"extd": dict(epochs=6, ramp_epochs=4, finetune_epochs=2, crop_size=160, crops_per_photo=32,
+                           distill_face_weight=1.0, paste_faces=0.0)},
 }
 # Presets that train on the project's sample photos unless told otherwise.
 PHOTO_PRESETS = ("quick",)

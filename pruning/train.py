@@ -54,7 +54,7 @@ NUMBER_RANGES = {
     "lr_milestones": (int, 0), "momentum": (float, 0.0, 1.0, False, True), "weight_decay": (float, 0.0, 1.0),
     "batch_size": (int, 1), "crop_size": (int, 64, 4096), "workers": (int, 0), "crops_per_photo": (int, 1),
     "face_crops": (float, 0.0, 1.0), "mosaic": (float, 0.0, 1.0), "photo_zoom": (float, -4.0, 4.0),
-    "face_sizes": (float, 4.0, 4096.0),
+    "face_sizes": (float, 4.0, 4096.0), "paste_faces": (float, 0.0, 1.0), "paste_sizes": (float, 4.0, 4096.0),
     "distill_conf": (float, 0.0), "distill_loc": (float, 0.0), "distill_features": (float, 0.0),
     "distill_temperature": (float, 0.0, None, True), "distill_face_weight": (float, 0.0), "distill_boxes": (float, 0.0),
     "distill_focus": (float, 0.0, 8.0), "average_epochs": (int, 0), "reconstruct_crops": (int, 1, 4096),
@@ -97,6 +97,8 @@ class TrainConfig:
     mosaic: float = 0.0  # share of photo crops made of four photos' windows in a 2 x 2 grid
     photo_zoom: tuple = ZOOM_RANGE  # log2 range of the photo crops' zoom around the automatic scale
     face_sizes: tuple = ()  # (low, high) px: face-centred crops zoom their face to a size in this range
+    paste_faces: float = 0.0  # share of photo crops with faces of the photos pasted in (copy-paste)
+    paste_sizes: tuple = (12.0, 40.0)  # (low, high) px: the pasted faces' sides
     distill: bool = False  # learn the outputs of the starting model (the teacher)
     distill_conf: float = 1.0  # weight: teacher face probabilities on every prior
     distill_loc: float = 1.0  # weight: teacher box regression where it is confident
@@ -142,6 +144,8 @@ class TrainConfig:
             raise FacedetError(f"photo_zoom must be two numbers, low <= high, got {self.photo_zoom}")
         if self.face_sizes and (len(self.face_sizes) != 2 or not self.face_sizes[0] <= self.face_sizes[1]):
             raise FacedetError(f"face_sizes must be two sizes in px, low <= high, or none, got {self.face_sizes}")
+        if len(self.paste_sizes) != 2 or not self.paste_sizes[0] <= self.paste_sizes[1]:
+            raise FacedetError(f"paste_sizes must be two sizes in px, low <= high, got {self.paste_sizes}")
         if self.schedule.total_epochs < 1:
             raise FacedetError("nothing to train: epochs and finetune_epochs are both 0")
         if self.crop_size % 32:
@@ -194,6 +198,7 @@ class TrainConfig:
         data["lr_milestones"] = list(self.schedule.lr_milestones)
         data["photo_zoom"] = list(self.photo_zoom)
         data["face_sizes"] = list(self.face_sizes)
+        data["paste_sizes"] = list(self.paste_sizes)
         return data
 
     @classmethod
@@ -728,7 +733,7 @@ def training_data(config, teacher, device, dist):
     """``(root or None, description, loader)``: WIDER FACE, the sample set, or a photo folder."""
     if config.photos:
         from facedet.detector import Detector
-        from pruning.photos import PhotoCrops, PhotoLoader, find_photos, load_photos, teacher_faces
+        from pruning.photos import PhotoCrops, PhotoLoader, face_patches, find_photos, load_photos, teacher_faces
 
         images, names, skipped = load_photos(find_photos(config.photos))
         if skipped:
@@ -737,9 +742,12 @@ def training_data(config, teacher, device, dist):
         if not images:
             raise DataError(f"no readable photos in {config.photos}")
         finder = Detector(teacher.model, config.detector, device=device)
+        anchors = teacher_faces(finder, images)
         crops = PhotoCrops(config.crop_size, finder.auto_scale, config.photo_zoom, config.face_crops,
-                           face_sizes=config.face_sizes)
-        loader = PhotoLoader(images, teacher_faces(finder, images), crops, config.crops_per_photo, config.batch_size,
+                           face_sizes=config.face_sizes, paste_faces=config.paste_faces,
+                           face_patches=face_patches(images, anchors) if config.paste_faces else (),
+                           paste_sizes=config.paste_sizes)
+        loader = PhotoLoader(images, anchors, crops, config.crops_per_photo, config.batch_size,
                              config.workers, config.seed, dist.rank, dist.world_size, config.mosaic)
         return None, f"{len(images)} photos from {config.photos} (unlabelled; teacher-distilled)", loader
     from pruning.data import EpochLoader, training_root

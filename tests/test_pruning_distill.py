@@ -14,7 +14,7 @@ from facedet.samples import annotated, photos_dir, sample_photos
 from facedet.weights import load_model
 from pruning.agreement import agreement, average_precision, face_counts
 from pruning.distill import DistillWeights, HeadInputs, Teacher, distillation_loss, teacher_boxes, weight_distance
-from pruning.photos import PhotoCrops, PhotoLoader, find_photos, load_photos
+from pruning.photos import PhotoCrops, PhotoLoader, face_patches, find_photos, load_photos, teacher_faces
 from pruning.presets import preset_config
 
 
@@ -211,6 +211,33 @@ def test_face_sizes_zoom_the_chosen_face_to_a_size_in_the_range():
     assert math.sqrt(float((crop[0] + 123 > 170).sum())) == pytest.approx(40, rel=0.05)
 
 
+def test_pasted_faces_are_faces_the_teacher_finds_in_a_photo_without_any():
+    from facedet.detector import Detector
+
+    teacher = Detector(load_model("eresfd")[0], "eresfd", device="cpu")
+    images, _, _ = load_photos(find_photos(photos_dir("train")))
+    patches = face_patches(images, teacher_faces(teacher, images))
+    assert len(patches) >= 10 and all(p.shape[0] == p.shape[1] >= 16 * 1.5 for p in patches)
+    [pen] = [image for image, name in zip(images, find_photos(photos_dir("train"))) if "no-face" in name.name]
+    crops = PhotoCrops(320, lambda h, w: 1.0, zoom_range=(0.0, 0.0), face_crop_probability=0.0, photometric=False,
+                       flip_probability=0.0, paste_faces=1.0, face_patches=patches, paste_sizes=(24.0, 40.0))
+    found = pasted = 0
+    for seed in range(6):
+        window = crops.window(pen, np.zeros((0, 4)), np.random.default_rng(seed), 320)
+        assert len(teacher.detect(window, threshold=0.5, scale=1.0)) == 0  # the pen photo holds no face
+        result = crops.paste(window, np.random.default_rng(seed))
+        assert result.shape == window.shape and (result != window).any()
+        # Every face the teacher finds now lies where pixels were pasted in.
+        faces = teacher.detect(result, threshold=0.5, scale=1.0)[:, :4]
+        pasted_mask = (result != window).any(axis=2)
+        for x1, y1, x2, y2 in faces:
+            assert pasted_mask[int((y1 + y2) / 2), int((x1 + x2) / 2)]
+        found, pasted = found + len(faces), pasted + 1
+    assert found >= pasted  # at least one face found per crop on average
+    again = crops(pen, np.zeros((0, 4)), np.random.default_rng(4))
+    assert torch.equal(again, crops(pen, np.zeros((0, 4)), np.random.default_rng(4)))
+
+
 def test_mosaic_crops_tile_four_photos_and_are_reproducible():
     photos = [np.full((300, 300, 3), value, dtype=np.uint8) for value in (20, 80, 160, 240)]
     anchors = [np.zeros((0, 4))] * 4
@@ -236,8 +263,8 @@ def test_a_resumed_distillation_run_ends_with_the_same_weights(tmp_path):
 
     config = preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.3, epochs=3, finetune_epochs=1,
                            ramp_epochs=2, crops_per_photo=1, batch_size=4, crop_size=128, distill_features=1.0,
-                           distill_boxes=1.0, distill_focus=1.0, distill_anchor=0.1, mosaic=0.5, average_epochs=3, evaluate=False,
-                           threads=1)
+                           distill_boxes=1.0, distill_focus=1.0, distill_anchor=0.1, mosaic=0.5, paste_faces=0.5,
+                           average_epochs=3, evaluate=False, threads=1)
     straight = train(config, tmp_path / "straight")
 
     stop_after = {"epochs": 0}

@@ -42,6 +42,9 @@ HELP = {
     "photo_zoom": "log2 range (low high) of the photo crops' zoom around the detector's automatic scale",
     "face_sizes": "face-centred crops zoom their face to a side drawn log-uniformly from this range, "
                   "low high in px (data-anchor sampling; default: zoom as --photo-zoom)",
+    "paste_faces": "share of photo crops with 1-4 of the photos' faces (as the teacher finds them) pasted in "
+                   "at small sizes (copy-paste; 0-1)",
+    "paste_sizes": "side range (low high, px) of the pasted faces",
     "distill": "learn the starting model's outputs (it is the teacher)",
     "distill_conf": "weight of the teacher's face probabilities (all priors)",
     "distill_loc": "weight of the teacher's boxes where it is confident",
