@@ -6,7 +6,7 @@ unlabelled sample photos with distillation from the dense model, BatchNorm stati
 training (batches of 8 crops are too small to estimate them), the rate ramped up over the first
 two thirds of the SFP epochs, Adam at 1e-3 without weight decay, crops zoomed out down to a
 quarter of the automatic scale (the coarse levels see whole scenes too), the teacher's face priors
-weighted twice, and small faces cut from the photos pasted into 30 % of the crops. The command line's
+weighted twice, and small faces cut from the photos pasted into 60 % of the crops. The command line's
 ``--preset quick`` and the app's Prune page both start from it; EXTD, about 30 times costlier, gets
 fewer epochs of smaller crops (``DETECTOR_PRESETS``).
 """
@@ -18,7 +18,7 @@ PRESETS = {
     "quick": dict(
         distill=True, epochs=60, finetune_epochs=20, prune_every=1, ramp_epochs=40, lr=1e-3, lr_milestones=(),
         finetune_lr=1e-4, optimizer="adam", weight_decay=0.0, batch_size=8, crop_size=320, crops_per_photo=8,
-        freeze_batchnorm=True, photo_zoom=(-2.0, 0.5), distill_face_weight=2.0, paste_faces=0.3,
+        freeze_batchnorm=True, photo_zoom=(-2.0, 0.5), distill_face_weight=2.0, paste_faces=0.6,
     ),
 }
 # A preset's settings for one detector, on top of its own. EXTD costs about 30 times EResFD's FLOPs:
