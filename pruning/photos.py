@@ -6,14 +6,18 @@ detector's automatic scale (the authors' demo area), then zoomed by a random fac
 the faces the student learns on have the sizes it will meet in ``detect``. Half the crops (by
 default) are centred near a face the teacher finds in the photo, like data-anchor sampling
 without labels; the rest fall anywhere, and teach the student where the teacher sees no face.
+A share of the crops (``paste_faces``) can also get a few of the photos' faces pasted in at small
+sizes (copy-paste), where the teacher then finds them: many more small faces than the photos hold.
 
 Epochs are reproducible, as with ``pruning.data.EpochLoader``: the crops of epoch ``e`` depend
 only on the seed, ``e`` and the photo.
 """
 
+import functools
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -27,6 +31,7 @@ MAX_PHOTOS = 500  # a folder with more is read only up to this many (sorted orde
 ZOOM_RANGE = (-1.0, 0.5)  # log2 of the zoom around the automatic scale (TrainConfig.photo_zoom)
 FACE_CROP_PROBABILITY = 0.5
 ANCHOR_SCORE = 0.5  # teacher detections that count as faces for face-centred crops
+PATCH_CONTEXT = 1.6  # a pasted face patch's side over its face's side (some hair, chin and background)
 
 
 def find_photos(root, limit=MAX_PHOTOS):
@@ -48,8 +53,6 @@ def find_photos(root, limit=MAX_PHOTOS):
 def load_photos(paths, max_side=2048):
     """``(images, names, skipped)``: the readable photos as RGB uint8 (long side at most
     ``max_side``), and ``[(name, reason), ...]`` for the files that could not be used."""
-    import cv2
-
     images, names, skipped = [], [], []
     for path in paths:
         try:
@@ -103,8 +106,6 @@ class PhotoCrops:
 
     def paste(self, crop, rng):
         """``crop`` with 1-4 face patches blended in (soft elliptical edges) at random places."""
-        import cv2
-
         crop = crop.copy()
         for _ in range(int(rng.integers(1, 5))):
             patch = self.face_patches[int(rng.integers(len(self.face_patches)))]
@@ -213,9 +214,6 @@ class _PhotoEpoch(Dataset):
         return loader.crops(loader.images[photo], loader.anchors[photo], rng)
 
 
-PATCH_CONTEXT = 1.6  # a face patch's side over its face's side
-
-
 def face_patches(images, anchors, min_side=16):
     """Square patches around every teacher face of at least ``min_side`` px, with context."""
     patches = []
@@ -231,10 +229,15 @@ def face_patches(images, anchors, min_side=16):
     return patches
 
 
+@functools.lru_cache(maxsize=256)
 def _soft_ellipse(side):
+    """A ``side`` x ``side`` blending weight: 1 in the middle, fading to 0 over the outer quarter of the
+    inscribed circle, so a pasted patch shows no square edge."""
     grid = (np.arange(side, dtype=np.float32) + 0.5) / side * 2 - 1
     radius = np.sqrt(grid[None, :] ** 2 + grid[:, None] ** 2)
-    return np.clip((1.0 - radius) / 0.25, 0.0, 1.0)
+    weight = np.clip((1.0 - radius) / 0.25, 0.0, 1.0)
+    weight.flags.writeable = False  # shared by every paste of this size (cached)
+    return weight
 
 
 def _collate_unlabelled(batch):
