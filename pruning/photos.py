@@ -82,13 +82,16 @@ class PhotoCrops:
 
     def __init__(self, size, base_scale, zoom_range=ZOOM_RANGE, face_crop_probability=FACE_CROP_PROBABILITY,
                  photometric=True, flip_probability=0.5, face_sizes=(), paste_faces=0.0, face_patches=(),
-                 paste_sizes=(12.0, 40.0)):
+                 paste_sizes=(12.0, 40.0), paste_background=0.0):
         self.size = int(size)
         # Copy-paste: with probability ``paste_faces`` a crop gets 1-4 of ``face_patches`` (faces cut
         # from the photos with some context) pasted at sides drawn log-uniformly from ``paste_sizes``.
         self.paste_faces = float(paste_faces)
         self.face_patches = list(face_patches)
         self.paste_sizes = tuple(paste_sizes)
+        # A share of the pasted patches are windows of the crop itself, blended the same way: a soft
+        # blended disc is then no sign of a face, only a face is.
+        self.paste_background = float(paste_background)
         # (low, high) px: a face-centred crop zooms its face to a side drawn log-uniformly from this
         # range (data-anchor sampling), instead of zooming around the automatic scale. Empty: off.
         self.face_sizes = tuple(face_sizes)
@@ -99,10 +102,20 @@ class PhotoCrops:
         self.flip_probability = flip_probability
 
     def __call__(self, image, anchors, rng):
+        return self.finish(self.raw(image, anchors, rng), rng)
+
+    def raw(self, image, anchors, rng):
+        """The crop before photometric distortion and flip: a window, with faces pasted in or not."""
         crop = self.window(image, anchors, rng, self.size)
         if self.face_patches and rng.random() < self.paste_faces:
             crop = self.paste(crop, rng)
-        return self.finish(crop, rng)
+        return crop
+
+    def blend(self, first, second, rng):
+        """Two photos' crops ``(image, anchors)`` mixed pixel by pixel, the first weighted U(0, 1)."""
+        share = rng.uniform()
+        mixed = share * self.raw(*first, rng).astype(np.float32) + (1 - share) * self.raw(*second, rng)
+        return self.finish(mixed.round().astype(np.uint8), rng)
 
     def paste(self, crop, rng):
         """``crop`` with 1-4 face patches blended in (soft elliptical edges) at random places."""
@@ -111,6 +124,10 @@ class PhotoCrops:
             patch = self.face_patches[int(rng.integers(len(self.face_patches)))]
             side = int(round(2.0 ** rng.uniform(*np.log2(self.paste_sizes)) * PATCH_CONTEXT))
             side = min(max(side, 4), self.size)
+            if self.paste_background and rng.random() < self.paste_background:
+                source = int(rng.integers(side, self.size + 1))  # a window of the crop, of side >= the patch's
+                y, x = (int(rng.integers(0, self.size - source + 1)) for _ in range(2))
+                patch = crop[y:y + source, x:x + source]
             patch = cv2.resize(patch, (side, side), interpolation=cv2.INTER_AREA)
             y, x = (int(rng.integers(0, self.size - side + 1)) for _ in range(2))
             alpha = _soft_ellipse(side)[..., None]
@@ -168,7 +185,7 @@ class PhotoLoader:
     has_labels = False
 
     def __init__(self, images, anchors, crops, crops_per_photo=4, batch_size=8, workers=0, seed=0,
-                 rank=0, world_size=1, mosaic=0.0):
+                 rank=0, world_size=1, mosaic=0.0, mixup=0.0):
         if not images:
             raise DataError("no usable photos to train on")
         self.images, self.anchors, self.crops = images, anchors, crops
@@ -176,6 +193,7 @@ class PhotoLoader:
         self.batch_size, self.workers, self.seed = int(batch_size), int(workers), int(seed)
         self.rank, self.world_size = rank, world_size
         self.mosaic = float(mosaic)  # share of crops made as a 2 x 2 mosaic of four photos
+        self.mixup = float(mixup)  # share of crops blended with a crop of another photo
 
     def _order(self, epoch):
         """``(photo, k)`` pairs: the k-th crop of each photo, in this epoch's order."""
@@ -211,6 +229,10 @@ class _PhotoEpoch(Dataset):
             chosen = [photo, *(int(i) for i in others)]
             rng.shuffle(chosen)
             return loader.crops.mosaic([(loader.images[i], loader.anchors[i]) for i in chosen], rng)
+        if loader.mixup and rng.random() < loader.mixup:
+            other = int(rng.integers(len(loader.images)))
+            return loader.crops.blend((loader.images[photo], loader.anchors[photo]),
+                                      (loader.images[other], loader.anchors[other]), rng)
         return loader.crops(loader.images[photo], loader.anchors[photo], rng)
 
 

@@ -55,6 +55,7 @@ NUMBER_RANGES = {
     "batch_size": (int, 1), "crop_size": (int, 64, 4096), "workers": (int, 0), "crops_per_photo": (int, 1),
     "face_crops": (float, 0.0, 1.0), "mosaic": (float, 0.0, 1.0), "photo_zoom": (float, -4.0, 4.0),
     "face_sizes": (float, 4.0, 4096.0), "paste_faces": (float, 0.0, 1.0), "paste_sizes": (float, 4.0, 4096.0),
+    "mixup": (float, 0.0, 1.0), "paste_background": (float, 0.0, 1.0),
     "distill_conf": (float, 0.0), "distill_loc": (float, 0.0), "distill_features": (float, 0.0),
     "distill_temperature": (float, 0.0, None, True), "distill_face_weight": (float, 0.0), "distill_boxes": (float, 0.0),
     "distill_focus": (float, 0.0, 8.0), "average_epochs": (int, 0), "reconstruct_crops": (int, 1, 4096),
@@ -99,6 +100,8 @@ class TrainConfig:
     face_sizes: tuple = ()  # (low, high) px: face-centred crops zoom their face to a size in this range
     paste_faces: float = 0.0  # share of photo crops with faces of the photos pasted in (copy-paste)
     paste_sizes: tuple = (12.0, 40.0)  # (low, high) px: the pasted faces' sides
+    paste_background: float = 0.0  # share of pasted patches cut from the crop's own background, not faces
+    mixup: float = 0.0  # share of photo crops blended with a crop of another photo (mixup; the teacher labels the blend)
     distill: bool = False  # learn the outputs of the starting model (the teacher)
     distill_conf: float = 1.0  # weight: teacher face probabilities on every prior
     distill_loc: float = 1.0  # weight: teacher box regression where it is confident
@@ -746,9 +749,9 @@ def training_data(config, teacher, device, dist):
         crops = PhotoCrops(config.crop_size, finder.auto_scale, config.photo_zoom, config.face_crops,
                            face_sizes=config.face_sizes, paste_faces=config.paste_faces,
                            face_patches=face_patches(images, anchors) if config.paste_faces else (),
-                           paste_sizes=config.paste_sizes)
+                           paste_sizes=config.paste_sizes, paste_background=config.paste_background)
         loader = PhotoLoader(images, anchors, crops, config.crops_per_photo, config.batch_size,
-                             config.workers, config.seed, dist.rank, dist.world_size, config.mosaic)
+                             config.workers, config.seed, dist.rank, dist.world_size, config.mosaic, config.mixup)
         return None, f"{len(images)} photos from {config.photos} (unlabelled; teacher-distilled)", loader
     from pruning.data import EpochLoader, training_root
 

@@ -216,7 +216,7 @@ def test_training_settings_are_range_checked_for_the_app_too():
     for bad in (dict(lr=math.nan), dict(lr=1e30), dict(eval_images=-1), dict(threads=-1), dict(momentum=1.0),
                 dict(lr_milestones=(-1,)), dict(photo_zoom=(0.0, math.inf)), dict(distill_loc=math.inf),
                 dict(face_sizes=(40.0, 20.0)), dict(face_sizes=(16.0,)), dict(paste_sizes=(40.0, 20.0)),
-                dict(paste_faces=1.5),
+                dict(paste_faces=1.5), dict(mixup=-0.1), dict(paste_background=2.0),
                 dict(epochs=2.5), dict(seed=-1)):
         with pytest.raises(FacedetError, match=next(iter(bad))):
             TrainConfig.from_settings(**bad)

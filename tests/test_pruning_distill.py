@@ -257,14 +257,42 @@ def test_mosaic_crops_tile_four_photos_and_are_reproducible():
     assert all(len(set(t.flatten().tolist())) == 1 for t in tiles)  # without mosaic: one photo a crop
 
 
+def test_background_patches_are_cut_from_the_crop_itself():
+    window = np.full((96, 96, 3), 50, dtype=np.uint8)
+    faces = [np.full((40, 40, 3), 200, dtype=np.uint8)]
+    settings = dict(zoom_range=(0.0, 0.0), photometric=False, flip_probability=0.0, paste_faces=1.0,
+                    face_patches=faces, paste_sizes=(12.0, 24.0))
+    with_faces = PhotoCrops(96, lambda h, w: 1.0, **settings)
+    background = PhotoCrops(96, lambda h, w: 1.0, paste_background=1.0, **settings)
+    for seed in range(4):
+        assert (with_faces.paste(window, np.random.default_rng(seed)) > 50).any()
+        # A patch of a one-colour crop blended into it leaves it as it was.
+        assert np.array_equal(background.paste(window, np.random.default_rng(seed)), window)
+
+
+def test_mixup_crops_blend_two_photos_and_are_reproducible():
+    photos = [np.full((200, 200, 3), value, dtype=np.uint8) for value in (20, 240)]
+    anchors = [np.zeros((0, 4))] * 2
+    crops = PhotoCrops(64, lambda h, w: 1.0, zoom_range=(0.0, 0.0), photometric=False, flip_probability=0.0)
+    loader = PhotoLoader(photos, anchors, crops, crops_per_photo=8, batch_size=16, mixup=1.0)
+    [(batch, _)] = list(loader.epoch(0))
+    assert torch.equal(batch, next(iter(loader.epoch(0)))[0])
+    values = (batch[:, 0] + 123).round()
+    assert all(len(set(v.flatten().tolist())) == 1 for v in values)  # one blend per crop, everywhere alike
+    blends = {v[0, 0].item() for v in values}
+    assert all(20 <= v <= 240 for v in blends) and len(blends - {20.0, 240.0}) >= 4  # blends of both photos
+    plain = PhotoLoader(photos, anchors, crops, crops_per_photo=8, batch_size=16)
+    assert set((next(iter(plain.epoch(0)))[0][:, 0] + 123).round().flatten().tolist()) == {20.0, 240.0}
+
+
 # --- resume -----------------------------------------------------------------------------------
 def test_a_resumed_distillation_run_ends_with_the_same_weights(tmp_path):
     from pruning.train import Cancelled, train
 
     config = preset_config("quick", detector="eresfd", criterion="fpgm", rate=0.3, epochs=3, finetune_epochs=1,
                            ramp_epochs=2, crops_per_photo=1, batch_size=4, crop_size=128, distill_features=1.0,
-                           distill_boxes=1.0, distill_focus=1.0, distill_anchor=0.1, mosaic=0.5, paste_faces=0.5,
-                           average_epochs=3, evaluate=False, threads=1)
+                           distill_boxes=1.0, distill_focus=1.0, distill_anchor=0.1, mosaic=0.3, mixup=0.3,
+                           paste_faces=0.5, paste_background=0.3, average_epochs=3, evaluate=False, threads=1)
     straight = train(config, tmp_path / "straight")
 
     stop_after = {"epochs": 0}

@@ -45,6 +45,8 @@ HELP = {
     "paste_faces": "share of photo crops with 1-4 of the photos' faces (as the teacher finds them) pasted in "
                    "at small sizes (copy-paste; 0-1)",
     "paste_sizes": "side range (low high, px) of the pasted faces",
+    "paste_background": "share of pasted patches cut from the crop's own background instead of faces (0-1)",
+    "mixup": "share of photo crops blended with a crop of another photo (mixup; 0-1)",
     "distill": "learn the starting model's outputs (it is the teacher)",
     "distill_conf": "weight of the teacher's face probabilities (all priors)",
     "distill_loc": "weight of the teacher's boxes where it is confident",
