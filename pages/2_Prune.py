@@ -111,7 +111,7 @@ with form:
                                       wider_choices, format_func=str, key="prune_wider_root") if wider_choices else None
         st.caption(f"Runs on {_device()}. The default session takes about 2 minutes for EResFD on a 2-core CPU, "
                    "about 5 for EXTD (fewer epochs). On our held-out photos (README) it brings back 19–20 of 20 faces "
-                   "at 30 %; at 50 % about 17–18 for EResFD, with more false boxes, and 15–16 for EXTD.")
+                   "at 30 %; at 50 % about 17–18 for EResFD and 18–19 for EXTD, with more false boxes.")
         start = st.form_submit_button("Start", type="primary", disabled=read_only())
     if start:
         options = {}
