@@ -8,6 +8,8 @@ default) are centred near a face the teacher finds in the photo, like data-ancho
 without labels; the rest fall anywhere, and teach the student where the teacher sees no face.
 A share of the crops (``paste_faces``) can also get a few of the photos' faces pasted in at small
 sizes (copy-paste), where the teacher then finds them: many more small faces than the photos hold.
+Optionally, a share of the crops is blended with a crop of another photo (``mixup``), or of the
+pasted patches cut from the crop's own background (``paste_background``).
 
 Epochs are reproducible, as with ``pruning.data.EpochLoader``: the crops of epoch ``e`` depend
 only on the seed, ``e`` and the photo.
