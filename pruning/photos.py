@@ -8,7 +8,7 @@ default) are centred near a face the teacher finds in the photo, like data-ancho
 without labels; the rest fall anywhere, and teach the student where the teacher sees no face.
 A share of the crops (``paste_faces``) can also get a few of the photos' faces pasted in at small
 sizes (copy-paste), where the teacher then finds them: many more small faces than the photos hold.
-Optionally, a share of the crops is blended with a crop of another photo (``mixup``), or of the
+Optionally, a share of the crops is blended with a second crop, of any photo (``mixup``), or of the
 pasted patches cut from the crop's own background (``paste_background``).
 
 Epochs are reproducible, as with ``pruning.data.EpochLoader``: the crops of epoch ``e`` depend
@@ -195,7 +195,7 @@ class PhotoLoader:
         self.batch_size, self.workers, self.seed = int(batch_size), int(workers), int(seed)
         self.rank, self.world_size = rank, world_size
         self.mosaic = float(mosaic)  # share of crops made as a 2 x 2 mosaic of four photos
-        self.mixup = float(mixup)  # share of crops blended with a crop of another photo
+        self.mixup = float(mixup)  # share of crops blended with a second crop (of any photo, itself included)
 
     def _order(self, epoch):
         """``(photo, k)`` pairs: the k-th crop of each photo, in this epoch's order."""

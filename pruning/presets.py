@@ -25,8 +25,8 @@ PRESETS = {
 # at the quick preset's 80 epochs a session takes two hours on a 2-core CPU, so it gets 8. In those,
 # crops of 160 px, four times as many (the same pixels, four times the steps), bring EXTD FPGM 50 %
 # back (15-17 of 20 held-out faces, against none with 320-px crops), and faces pasted into 60 % of the
-# crops bring 18-19 at every seed of five (README, "Quick sessions"). The teacher's faces weighted twice, as for EResFD, tripled
-# EXTD's false boxes (21 against 6 at seed 0): they count once.
+# crops bring 18-19 at every seed of five (README, "Quick sessions"). The teacher's faces weighted twice,
+# as for EResFD, tripled EXTD's false boxes (21 against 6 at seed 0): they count once.
 DETECTOR_PRESETS = {
     "quick": {"extd": dict(epochs=6, ramp_epochs=4, finetune_epochs=2, crop_size=160, crops_per_photo=32,
                            distill_face_weight=1.0)},

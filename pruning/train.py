@@ -101,7 +101,7 @@ class TrainConfig:
     paste_faces: float = 0.0  # share of photo crops with faces of the photos pasted in (copy-paste)
     paste_sizes: tuple = (12.0, 40.0)  # (low, high) px: the pasted faces' sides
     paste_background: float = 0.0  # share of pasted patches cut from the crop's own background, not faces
-    mixup: float = 0.0  # share of photo crops blended with a crop of another photo (mixup; the teacher labels the blend)
+    mixup: float = 0.0  # share of photo crops blended with a second crop, of any photo (the teacher labels the blend)
     distill: bool = False  # learn the outputs of the starting model (the teacher)
     distill_conf: float = 1.0  # weight: teacher face probabilities on every prior
     distill_loc: float = 1.0  # weight: teacher box regression where it is confident

@@ -46,7 +46,7 @@ HELP = {
                    "at small sizes (copy-paste; 0-1)",
     "paste_sizes": "side range (low high, px) of the pasted faces",
     "paste_background": "share of pasted patches cut from the crop's own background instead of faces (0-1)",
-    "mixup": "share of photo crops blended with a crop of another photo (mixup; 0-1)",
+    "mixup": "share of photo crops blended with a second crop, of any photo (mixup; 0-1)",
     "distill": "learn the starting model's outputs (it is the teacher)",
     "distill_conf": "weight of the teacher's face probabilities (all priors)",
     "distill_loc": "weight of the teacher's boxes where it is confident",
